@@ -31,6 +31,8 @@ class Environment(abc.ABC):
 
     name: str = ""
     noise_size: int = 1
+    # Steps after which every episode has ended (None: unbounded; training then needs a horizon).
+    max_episode_steps: int | None = None
 
     def __init__(self, params: Any):
         self.default_params = params

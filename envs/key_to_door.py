@@ -72,6 +72,7 @@ class LinearKeyToDoor(Environment):
         if reward_scale is None:
             reward_scale = 23.0 / length
         self.length = int(length)
+        self.max_episode_steps = self.length
         self.distractor_prob = float(distractor_prob)
         self.layout_seed = int(layout_seed)
         self.reward_scale = float(reward_scale)

@@ -1,0 +1,121 @@
+"""An agent = an epsilon-mixed MLP policy + a credit estimator (+ its models) + optax optimisers.
+
+``Agent.update`` is one pure, jittable learning step on a batch of trajectories: compute the
+credit matrix with the current model, take a policy-gradient step on the surrogate
+``sum_t sum_a pi(a | S_t) C_t(a)`` plus an entropy bonus, and a model step on the estimator's loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from cocoa.agents.estimator import Estimator, policy_surrogate
+from cocoa.agents.policy import MLPPolicy, entropy
+from cocoa.types import Trajectory
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig:
+    """Hyper-parameters shared by every agent (defaults follow the COCOA paper, ALGORITHMS.md §5)."""
+
+    hidden_sizes: Sequence[int] = (64, 64)
+    learning_rate: float = 1e-3
+    epsilon: float = 0.05
+    entropy_coef: float = 0.03
+    model_learning_rate: float = 1e-3
+    max_grad_norm: Optional[float] = None
+
+    def __post_init__(self):
+        for name in ("learning_rate", "model_learning_rate"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"{name} must be a positive number; got {value!r}")
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ValueError(f"epsilon must lie in [0, 1]; got {self.epsilon!r}")
+        if self.entropy_coef < 0:
+            raise ValueError(f"entropy_coef must be >= 0; got {self.entropy_coef!r}")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise ValueError(f"max_grad_norm must be positive or None; got {self.max_grad_norm!r}")
+        if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
+            raise ValueError(f"hidden_sizes must be positive layer widths; got {self.hidden_sizes!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentState:
+    policy_params: Any
+    policy_opt_state: Any
+    model_params: Any
+    model_opt_state: Any
+
+
+jax.tree_util.register_dataclass(
+    AgentState, data_fields=["policy_params", "policy_opt_state", "model_params", "model_opt_state"],
+    meta_fields=[])
+
+
+def _optimizer(learning_rate: float, max_grad_norm: Optional[float]) -> optax.GradientTransformation:
+    adam = optax.adam(learning_rate)
+    return adam if max_grad_norm is None else optax.chain(optax.clip_by_global_norm(max_grad_norm), adam)
+
+
+class Agent:
+    """A policy trained with one credit estimator."""
+
+    def __init__(self, estimator: Estimator, num_actions: int, config: AgentConfig = AgentConfig()):
+        if not isinstance(num_actions, int) or num_actions < 1:
+            raise ValueError(f"num_actions must be a positive integer; got {num_actions!r}")
+        self.estimator = estimator
+        self.config = config
+        self.num_actions = num_actions
+        self.policy = MLPPolicy(num_actions, tuple(config.hidden_sizes), config.epsilon)
+        self.policy_optimizer = _optimizer(config.learning_rate, config.max_grad_norm)
+        self.model_optimizer = _optimizer(config.model_learning_rate, config.max_grad_norm)
+
+    @property
+    def name(self) -> str:
+        return self.estimator.name
+
+    def init(self, key, observation_shape) -> AgentState:
+        policy_key, model_key = jax.random.split(key)
+        policy_params = self.policy.init(policy_key, observation_shape)
+        model_params = self.estimator.init_model(model_key, observation_shape, self.num_actions)
+        return AgentState(policy_params, self.policy_optimizer.init(policy_params),
+                          model_params, self.model_optimizer.init(model_params))
+
+    def behaviour_probs(self, policy_params, observations):
+        """The epsilon-mixed policy used to act while training."""
+        return self.policy.probs(policy_params, observations)
+
+    def greedy_free_probs(self, policy_params, observations):
+        """The learned softmax policy without epsilon exploration (used for evaluation)."""
+        return self.policy.probs(policy_params, observations, epsilon=0.0)
+
+    def update(self, state: AgentState, trajectory: Trajectory) -> tuple[AgentState, dict]:
+        """One learning step on a batch of trajectories; pure and jittable."""
+        credit = jax.lax.stop_gradient(self.estimator.credit(state.model_params, trajectory))
+
+        def policy_objective(policy_params):
+            probs = self.behaviour_probs(policy_params, trajectory.observations)
+            surrogate = policy_surrogate(probs, credit, trajectory.mask)
+            bonus = jnp.mean(jnp.sum(entropy(probs) * trajectory.mask, axis=-1))
+            return -(surrogate + self.config.entropy_coef * bonus), (surrogate, bonus)
+
+        (_, (surrogate, bonus)), policy_grads = jax.value_and_grad(policy_objective, has_aux=True)(
+            state.policy_params)
+        updates, policy_opt_state = self.policy_optimizer.update(
+            policy_grads, state.policy_opt_state, state.policy_params)
+        policy_params = optax.apply_updates(state.policy_params, updates)
+
+        model_loss, model_grads = jax.value_and_grad(self.estimator.model_loss)(state.model_params, trajectory)
+        updates, model_opt_state = self.model_optimizer.update(
+            model_grads, state.model_opt_state, state.model_params)
+        model_params = optax.apply_updates(state.model_params, updates)
+
+        metrics = {"surrogate": surrogate, "entropy": bonus, "model_loss": model_loss,
+                   "policy_grad_norm": optax.global_norm(policy_grads)}
+        return AgentState(policy_params, policy_opt_state, model_params, model_opt_state), metrics

@@ -1,0 +1,56 @@
+"""The credit-matrix interface every policy-gradient estimator implements (DESIGN.md).
+
+An estimator returns a credit matrix C (B, T, A) for a batch of trajectories; the gradient
+estimate is g_hat = sum_t sum_a grad pi(a | S_t) C_t(a), obtained by differentiating the
+surrogate ``sum_t sum_a pi_theta(a | S_t) stop_gradient(C_t(a))`` (see ``policy_surrogate``).
+Its ``expected_credit`` E_t(s, a) = E[C_t(a) | S_t = s] on a TabularMDP makes the estimator's
+expected gradient, hence its bias, exact: ``cocoa.oracle.estimator_gradient``.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from cocoa.types import TabularMDP, Trajectory
+
+
+class Estimator(abc.ABC):
+    """A credit estimator plus the learned model(s) it relies on (none by default)."""
+
+    name: str = ""
+
+    def init_model(self, key, observation_shape, num_actions) -> Any:
+        """Parameters of the estimator's learned model(s); an empty dict if it has none."""
+        del key, observation_shape, num_actions
+        return {}
+
+    def model_loss(self, model_params, trajectory: Trajectory) -> jax.Array:
+        """The loss the model is trained on, from one batch of trajectories (0 without a model)."""
+        del model_params, trajectory
+        return jnp.zeros(())
+
+    @abc.abstractmethod
+    def credit(self, model_params, trajectory: Trajectory) -> jax.Array:
+        """(B, T, A) credit matrix of each trajectory; 0 on padding steps."""
+
+    @abc.abstractmethod
+    def expected_credit(self, model_params, mdp: TabularMDP, policy_probs) -> jax.Array:
+        """(H, S, A) exact E[C_t(a) | S_t = s] under ``policy_probs`` (S, A) and the current model."""
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+def policy_surrogate(probs, credit, mask):
+    """sum_t sum_a pi(a | S_t) C_t(a), averaged over the batch; its gradient is the mean g_hat.
+
+    ``credit`` must already be a constant (``stop_gradient``) with respect to the policy.
+    """
+    chex.assert_rank([probs, credit, mask], [3, 3, 2])
+    chex.assert_equal_shape([probs, credit])
+    return jnp.mean(jnp.sum(jnp.sum(probs * credit, axis=-1) * mask, axis=-1))

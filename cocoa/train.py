@@ -1,0 +1,189 @@
+"""The training loop, PureJaxRL-style: one compiled call runs many whole updates for many seeds.
+
+An *update* rolls out ``batch_size`` episodes with ``lax.scan`` over time, computes the credit
+matrix, and takes one policy step and one model step (``Agent.update``). A *segment* is
+``lax.scan`` over ``eval_interval`` updates, ``vmap``-ed over seeds and compiled once; Python only
+loops over segments, to evaluate, check for NaN / inf, report progress and hand rows to a callback.
+Seed ``i`` uses ``fold_in(PRNGKey(seed), i)``, so its results do not depend on how many seeds run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from cocoa.agents.agent import Agent, AgentState
+from cocoa.envs.base import Environment
+from cocoa.rollout import episode_returns, rollout
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How long and how wide to train, and how to evaluate."""
+
+    updates: int = 2000
+    batch_size: int = 8
+    seeds: int = 1
+    seed: int = 0
+    eval_interval: int = 100
+    eval_episodes: int = 64
+    horizon: Optional[int] = None  # default: the environment's max_episode_steps
+
+    def __post_init__(self):
+        for name in ("updates", "batch_size", "seeds", "eval_interval", "eval_episodes"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if self.horizon is not None and (not isinstance(self.horizon, (int, np.integer)) or self.horizon < 1):
+            raise ValueError(f"horizon must be a positive integer or None; got {self.horizon!r}")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """Evaluation rows (one per evaluation and seed), the final agent states and timings."""
+
+    rows: list[dict]
+    final_state: AgentState  # leading axis: seed
+    compile_seconds: float
+    train_seconds: float
+    env_steps: int
+
+    @property
+    def env_steps_per_second(self) -> float:
+        return self.env_steps / max(self.train_seconds, 1e-9)
+
+    def final_means(self) -> dict:
+        """Mean over seeds of the metrics at the last evaluation."""
+        last = max(row["update"] for row in self.rows)
+        final = [row for row in self.rows if row["update"] == last]
+        keys = [k for k in final[0] if k not in ("update", "seed", "episodes")]
+        return {k: float(np.mean([row[k] for row in final])) for k in keys}
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced NaN or inf."""
+
+
+def _horizon(env: Environment, config: TrainConfig) -> int:
+    horizon = config.horizon or env.max_episode_steps
+    if horizon is None:
+        raise ValueError(f"{env.name} has no max_episode_steps; pass TrainConfig(horizon=...)")
+    return int(horizon)
+
+
+def _all_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
+def make_segment(env: Environment, agent: Agent, config: TrainConfig, num_updates: int) -> Callable:
+    """(agent_states, keys) -> (agent_states, keys, summary, finite): ``num_updates`` updates per seed."""
+    horizon = _horizon(env, config)
+
+    def one_update(carry, _):
+        agent_state, key = carry
+        key, rollout_key = jax.random.split(key)
+        trajectory = rollout(env, agent.behaviour_probs, agent_state.policy_params, rollout_key,
+                             batch_size=config.batch_size, horizon=horizon)
+        agent_state, metrics = agent.update(agent_state, trajectory)
+        metrics["train_return"] = jnp.mean(episode_returns(trajectory))
+        metrics["env_steps"] = jnp.sum(trajectory.mask)
+        return (agent_state, key), metrics
+
+    def segment(agent_state, key):
+        (agent_state, key), metrics = jax.lax.scan(one_update, (agent_state, key), None, length=num_updates)
+        finite = {name: _all_finite(value) for name, value in metrics.items()}
+        finite["policy_params"] = _all_finite(agent_state.policy_params)
+        finite["model_params"] = _all_finite(agent_state.model_params)
+        summary = {name: jnp.mean(value) for name, value in metrics.items()}
+        summary["env_steps"] = jnp.sum(metrics["env_steps"])
+        return agent_state, key, summary, finite
+
+    return jax.jit(jax.vmap(segment))
+
+
+def make_evaluate(env: Environment, agent: Agent, config: TrainConfig) -> Callable:
+    """(agent_states, keys) -> per-seed mean return and environment metrics of the epsilon-free policy."""
+    horizon = _horizon(env, config)
+
+    def evaluate(agent_state, key):
+        trajectory = rollout(env, agent.greedy_free_probs, agent_state.policy_params, key,
+                             batch_size=config.eval_episodes, horizon=horizon)
+        metrics = {"return": jnp.mean(episode_returns(trajectory))}
+        for name, value in env.episode_metrics(trajectory.info, trajectory.mask).items():
+            metrics[name] = jnp.mean(value)
+        return metrics
+
+    return jax.jit(jax.vmap(evaluate))
+
+
+def train(env: Environment, agent: Agent, config: TrainConfig = TrainConfig(), *,
+          progress: bool = True, on_evaluation: Callable[[list[dict]], Any] | None = None) -> TrainResult:
+    """Trains ``config.seeds`` seeds of ``agent`` on ``env`` in parallel.
+
+    Args:
+      env: a cocoa functional environment.
+      agent: an agent from ``cocoa.agents.make``.
+      config: updates, batch size, seeds, evaluation schedule.
+      progress: show a progress bar.
+      on_evaluation: called with the new rows after each evaluation (e.g. to append to a CSV).
+
+    Raises:
+      NonFiniteError: NaN or inf in the metrics or parameters; says which seed, quantity and updates.
+    """
+    if not isinstance(env, Environment):
+        raise TypeError(f"env must be a cocoa.envs.Environment; got {type(env).__name__}")
+    if not isinstance(agent, Agent):
+        raise TypeError(f"agent must be a cocoa.agents.Agent; got {type(agent).__name__}")
+    seed_keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(config.seed), i))(
+        jnp.arange(config.seeds))
+    init_keys, run_keys, eval_keys = jnp.swapaxes(jax.vmap(lambda k: jax.random.split(k, 3))(seed_keys), 0, 1)
+    states = jax.vmap(agent.init, in_axes=(0, None))(init_keys, env.observation_shape)
+
+    boundaries = list(range(0, config.updates, config.eval_interval)) + [config.updates]
+    lengths = sorted({b - a for a, b in zip(boundaries[:-1], boundaries[1:])})
+    compile_start = time.perf_counter()
+    segments = {n: make_segment(env, agent, config, n).lower(states, run_keys).compile() for n in lengths}
+    evaluate = make_evaluate(env, agent, config).lower(states, eval_keys).compile()
+    compile_seconds = time.perf_counter() - compile_start
+
+    rows: list[dict] = []
+
+    def record(update: int, states, key_index: int):
+        keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(eval_keys, key_index)
+        metrics = jax.device_get(evaluate(states, keys))
+        new = [{"update": update, "seed": seed, "episodes": update * config.batch_size,
+                **{name: float(value[seed]) for name, value in metrics.items()}}
+               for seed in range(config.seeds)]
+        rows.extend(new)
+        if on_evaluation is not None:
+            on_evaluation(new)
+
+    record(0, states, 0)
+    train_seconds, env_steps = 0.0, 0
+    bar = tqdm(total=config.updates, disable=not progress, unit="update", desc=f"{agent.name} on {env.name}")
+    for index, (start, stop) in enumerate(zip(boundaries[:-1], boundaries[1:]), start=1):
+        tick = time.perf_counter()
+        states, run_keys, summary, finite = jax.block_until_ready(segments[stop - start](states, run_keys))
+        train_seconds += time.perf_counter() - tick
+        finite = jax.device_get(finite)
+        for name, ok in finite.items():
+            if not np.all(ok):
+                seed = int(np.flatnonzero(~np.asarray(ok))[0])
+                raise NonFiniteError(
+                    f"training produced NaN or inf in {name!r} for seed {seed} between updates {start} and "
+                    f"{stop} ({agent.name} on {env.name}); try a smaller learning rate or max_grad_norm")
+        env_steps += int(np.sum(jax.device_get(summary["env_steps"])))
+        record(stop, states, index)
+        bar.update(stop - start)
+        last = [row for row in rows if row["update"] == stop]
+        bar.set_postfix(ret=f"{np.mean([r['return'] for r in last]):.3f}")
+    bar.close()
+    return TrainResult(rows=rows, final_state=states, compile_seconds=compile_seconds,
+                       train_seconds=train_seconds, env_steps=env_steps)
