@@ -29,7 +29,8 @@ def names() -> list[str]:
 def estimator_parameters(name: str) -> dict:
     """Options of estimator ``name`` (beyond the shared AgentConfig), with defaults."""
     signature = inspect.signature(_estimator_class(name).__init__)
-    return {k: p.default for k, p in signature.parameters.items() if k != "self"}
+    return {k: p.default for k, p in signature.parameters.items()
+            if k != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
 def agent_parameters() -> dict:

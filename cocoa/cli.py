@@ -1,0 +1,176 @@
+"""The ``cocoa`` command: ``cocoa train``, ``cocoa bench`` and ``cocoa list``.
+
+Environment parameters are passed as options named after them, e.g. ``--length 43`` for
+key-to-door (``cocoa list`` shows every environment's parameters and defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+_TRAIN_EXAMPLE = ("cocoa train --env LinearKeyToDoor-v0 --length 23 --agent advantage "
+                  "--updates 2000 --seeds 4 --out runs/advantage-L23")
+
+
+class CliError(Exception):
+    """A user error on the command line: printed without a traceback."""
+
+
+def _parse_value(name: str, text: str, default):
+    """Converts ``text`` to the type of the parameter's default."""
+    try:
+        if isinstance(default, bool):
+            lowered = text.lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return lowered in ("true", "1", "yes")
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, (tuple, list)):
+            return tuple(float(part) for part in text.split(","))
+        if isinstance(default, float) or default is None:
+            return float(text)
+        return text
+    except ValueError:
+        expected = type(default).__name__ if default is not None else "float"
+        raise CliError(f"--{name.replace('_', '-')} expects a {expected}; got {text!r}") from None
+
+
+def parse_env_params(env_name: str, extra: list[str]) -> dict:
+    """Turns leftover ``--name value`` options into the environment's parameters."""
+    from cocoa import envs
+
+    accepted = envs.parameters(env_name)
+    params, index = {}, 0
+    while index < len(extra):
+        option = extra[index]
+        if not option.startswith("--"):
+            raise CliError(f"unexpected argument {option!r}")
+        name, _, value = option[2:].partition("=")
+        name = name.replace("-", "_")
+        if name not in accepted:
+            listing = ", ".join(f"--{k.replace('_', '-')} (default {v!r})" for k, v in accepted.items())
+            raise CliError(f"unknown option --{name.replace('_', '-')} for {env_name}; "
+                           f"its parameters are: {listing}")
+        if not value:
+            index += 1
+            if index >= len(extra):
+                raise CliError(f"--{name.replace('_', '-')} needs a value")
+            value = extra[index]
+        params[name] = _parse_value(name, value, accepted[name])
+        index += 1
+    return params
+
+
+def _add_train_parser(commands):
+    parser = commands.add_parser(
+        "train", help="train an agent on an environment, for several seeds at once",
+        description=f"Train an agent for several seeds in parallel.\nExample: {_TRAIN_EXAMPLE}\n"
+                    "Environment parameters go as options named after them (e.g. --length 23).",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="LinearKeyToDoor-v0", help="environment name (see `cocoa list`)")
+    parser.add_argument("--agent", default="advantage", help="agent name (see `cocoa list`)")
+    parser.add_argument("--updates", type=int, default=2000, help="policy updates per seed (default 2000)")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds trained in parallel (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="base random seed (default 0)")
+    parser.add_argument("--batch", type=int, default=8, help="episodes per update (default 8, as in the paper)")
+    parser.add_argument("--eval-interval", type=int, default=100, help="updates between evaluations")
+    parser.add_argument("--eval-episodes", type=int, default=64, help="episodes per evaluation and seed")
+    parser.add_argument("--learning-rate", type=float, help="policy learning rate (default 1e-3)")
+    parser.add_argument("--model-learning-rate", type=float, help="model (critic etc.) learning rate")
+    parser.add_argument("--epsilon", type=float, help="epsilon-mixing of the behaviour policy (default 0.05)")
+    parser.add_argument("--entropy", type=float, dest="entropy_coef", help="entropy bonus coefficient")
+    parser.add_argument("--max-grad-norm", type=float, help="clip gradients to this global norm")
+    parser.add_argument("--out", required=True, help="output folder for metrics.csv and summary.json")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _train(args, extra) -> int:
+    from cocoa import agents, envs
+    from cocoa.benchmarks import records
+    from cocoa.train import TrainConfig, train
+
+    env_params = parse_env_params(args.env, extra)
+    env = envs.make(args.env, **env_params)
+    agent_config = {k: getattr(args, k) for k in
+                    ("learning_rate", "model_learning_rate", "epsilon", "entropy_coef", "max_grad_norm")
+                    if getattr(args, k) is not None}
+    agent = agents.make(args.agent, num_actions=env.num_actions, **agent_config)
+    config = TrainConfig(updates=args.updates, batch_size=args.batch, seeds=args.seeds, seed=args.seed,
+                         eval_interval=args.eval_interval, eval_episodes=args.eval_episodes)
+    result = train(env, agent, config, progress=not args.no_progress)
+    run_config = {"env": args.env, "env_params": env_params, "agent": args.agent, "agent_config": agent_config,
+                  "train": vars(config)}
+    summary = records.save_run(args.out, run_config, result)
+    finals = ", ".join(f"{k} {v:.3f}" for k, v in summary["final"].items())
+    print(f"final (mean over {args.seeds} seeds): {finals}")
+    print(f"{summary['env_steps_per_second']:,.0f} env-steps/s; compile {summary['compile_seconds']:.1f} s; "
+          f"wrote {Path(args.out) / records.METRICS_FILE} and {Path(args.out) / records.SUMMARY_FILE}")
+    return 0
+
+
+def _bench(args, extra) -> int:
+    from cocoa.benchmarks import runner, suites
+
+    if extra:
+        raise CliError(f"unexpected arguments for bench: {' '.join(extra)}")
+    suite = suites.get(args.suite)
+    out = args.out or f"results/{suite.name}"
+    report = runner.run_suite(suite, out, progress=not args.no_progress)
+    print(f"wrote {report}")
+    return 0
+
+
+def _list(args, extra) -> int:
+    from cocoa import agents, envs
+    from cocoa.benchmarks import suites
+
+    if extra:
+        raise CliError(f"unexpected arguments for list: {' '.join(extra)}")
+    print("environments:")
+    for name in envs.names():
+        params = ", ".join(f"--{k.replace('_', '-')} {v!r}" for k, v in envs.parameters(name).items())
+        print(f"  {name}  {params}")
+    print("agents:")
+    for name in agents.names():
+        own = ", ".join(f"{k}={v!r}" for k, v in agents.estimator_parameters(name).items())
+        print(f"  {name}" + (f"  ({own})" if own else ""))
+    print("  shared options: " + ", ".join(f"{k}={v!r}" for k, v in agents.agent_parameters().items()))
+    print("benchmark suites:")
+    for name in suites.names():
+        print(f"  {name}: {suites.get(name).description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cocoa", description="Long-term credit assignment in JAX.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_train_parser(commands)
+    bench = commands.add_parser("bench", help="run a benchmark suite and write its report",
+                                description="Run a benchmark suite (resumes: finished runs are kept) and "
+                                            "write OUT/report.md, plots, results.csv and results.json.")
+    bench.add_argument("suite", nargs="?", default="quick", help="suite name (default: quick; see `cocoa list`)")
+    bench.add_argument("--out", help="output folder (default: results/SUITE)")
+    bench.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    commands.add_parser("list", help="list environments (with parameters), agents and suites")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    handler = {"train": _train, "bench": _bench, "list": _list}[args.command]
+    try:
+        return handler(args, extra)
+    except (CliError, ValueError, TypeError) as error:
+        print(f"cocoa {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cocoa {args.command}: interrupted; finished runs are kept (re-run to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
