@@ -1,0 +1,69 @@
+"""Benchmark runner: a suite writes its report, and an interrupted suite keeps and resumes runs."""
+
+import json
+
+import pytest
+
+from cocoa.benchmarks import runner, suites
+
+
+def _smoke():
+    return suites.get("smoke")
+
+
+def test_smoke_suite_writes_report_and_results(tmp_path):
+    report = runner.run_suite(_smoke(), tmp_path, progress=False, log=lambda _: None)
+    text = report.read_text()
+    assert "| reinforce | LinearKeyToDoor-v0 |" in text and "| advantage | LinearKeyToDoor-v0 |" in text
+    assert "learning_curves.png" in text and (tmp_path / "learning_curves.png").stat().st_size > 10_000
+    summaries = json.loads((tmp_path / "results.json").read_text())
+    assert [s["config"]["agent"] for s in summaries] == ["reinforce", "advantage"]
+    lines = (tmp_path / "results.csv").read_text().splitlines()
+    assert lines[0].startswith("run_id,env,agent,env_length,update,seed,episodes,return")
+    spec = _smoke().runs[0]
+    expected_rows = 2 * spec.train.seeds * (spec.train.updates // spec.train.eval_interval + 1)
+    assert len(lines) == 1 + expected_rows
+
+
+def test_interrupted_suite_keeps_finished_runs_and_resumes(tmp_path, monkeypatch):
+    suite = _smoke()
+    real_run_one = runner.run_one
+    calls = []
+
+    def interrupted_after_first(spec, out_dir, progress=True):
+        calls.append(spec.agent)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_run_one(spec, out_dir, progress)
+
+    monkeypatch.setattr(runner, "run_one", interrupted_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_suite(suite, tmp_path, progress=False, log=lambda _: None)
+    first, second = suite.runs
+    assert runner.is_finished(tmp_path, first) and not runner.is_finished(tmp_path, second)
+    kept = (runner.run_dir(tmp_path, first) / "summary.json").read_text()
+
+    calls.clear()
+    monkeypatch.setattr(runner, "run_one", lambda spec, out, progress=True: (calls.append(spec.agent),
+                                                                            real_run_one(spec, out, progress))[1])
+    report = runner.run_suite(suite, tmp_path, progress=False, log=lambda _: None)
+    assert calls == ["advantage"], "only the unfinished run is trained again"
+    assert (runner.run_dir(tmp_path, first) / "summary.json").read_text() == kept
+    assert "not finished" not in report.read_text()
+
+
+def test_changed_config_is_not_mistaken_for_a_finished_run(tmp_path):
+    spec = _smoke().runs[0]
+    runner.run_one(spec, tmp_path, progress=False)
+    assert runner.is_finished(tmp_path, spec)
+    folder = runner.run_dir(tmp_path, spec)
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["config"]["train"]["updates"] += 1
+    (folder / "summary.json").write_text(json.dumps(summary))
+    assert not runner.is_finished(tmp_path, spec)
+
+
+def test_run_ids_are_unique_and_readable():
+    ids = [spec.run_id for suite in suites.SUITES.values() for spec in suite.runs]
+    assert len(ids) == len(set(ids))
+    assert suites.get("quick").runs[0].run_id.startswith("reinforce_LinearKeyToDoor_length23_")

@@ -1,0 +1,56 @@
+"""The `cocoa` command: train writes its files, bad input gives a clear error and exit code 2."""
+
+import csv
+import json
+
+import pytest
+
+from cocoa import cli
+
+
+def test_train_writes_metrics_and_summary(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = cli.main(["train", "--env", "LinearKeyToDoor-v0", "--length", "7", "--agent", "reinforce",
+                     "--updates", "20", "--seeds", "2", "--batch", "4", "--eval-interval", "10",
+                     "--eval-episodes", "8", "--out", str(out), "--no-progress"])
+    assert code == 0
+    with open(out / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[:4] == ["update", "seed", "episodes", "return"]
+    assert {"treasure_rate", "distractor_rate"} <= set(rows[0])
+    assert [(int(r["update"]), int(r["seed"]), int(r["episodes"])) for r in rows] == [
+        (0, 0, 0), (0, 1, 0), (10, 0, 40), (10, 1, 40), (20, 0, 80), (20, 1, 80)]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["env_params"] == {"length": 7}
+    assert summary["config"]["train"]["seeds"] == 2
+    assert summary["env_steps"] == 20 * 4 * 7 * 2
+    assert summary["env_steps_per_second"] > 0 and summary["compile_seconds"] > 0
+    assert set(summary["final"]) == {"return", "treasure_rate", "distractor_rate"}
+    assert "final (mean over 2 seeds)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--lenght", "7"], "unknown option --lenght for LinearKeyToDoor-v0; its parameters are: --length"),
+    (["train", "--length", "seven"], "--length expects a int; got 'seven'"),
+    (["train", "--agent", "nope"], "unknown agent 'nope'; known agents: advantage, reinforce"),
+    (["train", "--env", "Nope-v0"], "unknown environment 'Nope-v0'; known environments: LinearKeyToDoor-v0"),
+    (["train", "--updates", "0"], "updates must be a positive integer; got 0"),
+    (["train", "--length", "2"], "length must be an integer >= 3"),
+    (["train", "--epsilon", "2"], "epsilon must lie in [0, 1]; got 2.0"),
+    (["bench", "nope"], "unknown benchmark suite 'nope'; known suites: quick"),
+])
+def test_bad_input_names_the_value(tmp_path, capsys, argv, message):
+    if argv[0] == "train":
+        argv = argv + ["--out", str(tmp_path / "x")]
+    else:
+        argv = argv + ["--out", str(tmp_path / "y")]
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x" / "summary.json").exists()
+
+
+def test_list_shows_envs_agents_and_suites(capsys):
+    assert cli.main(["list"]) == 0
+    text = capsys.readouterr().out
+    for expected in ("LinearKeyToDoor-v0", "--length 23", "reinforce", "advantage", "td_lambda", "quick"):
+        assert expected in text
