@@ -1,7 +1,18 @@
-"""Environments: functional, jittable, with exact tabular forms for the oracle."""
+"""Environments: functional, jittable, with exact tabular forms for the oracle.
+
+Adapters: :class:`GymnasiumEnv` (every environment is also registered with Gymnasium as
+``cocoa/<name>``), :class:`DmEnvAdapter` (dm_env), and :func:`from_gymnasium`, which turns a
+Gymnasium toy-text environment into a :class:`~cocoa.types.TabularMDP`.
+"""
 
 from cocoa.envs.base import Environment
 from cocoa.envs.key_to_door import LinearKeyToDoor
 from cocoa.envs.registry import make, names, parameters, register
+from cocoa.envs.gymnasium_adapter import GymnasiumEnv, register_gymnasium_envs
+from cocoa.envs.dm_env_adapter import DmEnvAdapter
+from cocoa.envs.from_gymnasium import from_gymnasium
 
-__all__ = ["Environment", "LinearKeyToDoor", "make", "names", "parameters", "register"]
+register_gymnasium_envs()
+
+__all__ = ["DmEnvAdapter", "Environment", "GymnasiumEnv", "LinearKeyToDoor", "from_gymnasium", "make",
+           "names", "parameters", "register", "register_gymnasium_envs"]
