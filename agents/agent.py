@@ -117,5 +117,5 @@ class Agent:
         model_params = optax.apply_updates(state.model_params, updates)
 
         metrics = {"surrogate": surrogate, "entropy": bonus, "model_loss": model_loss,
-                   "policy_grad_norm": optax.global_norm(policy_grads)}
+                   "policy_grad_norm": optax.tree.norm(policy_grads)}
         return AgentState(policy_params, policy_opt_state, model_params, model_opt_state), metrics

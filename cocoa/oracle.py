@@ -63,11 +63,17 @@ def _propagate(mdp: TabularMDP, distribution, policy_probs):
     return jnp.zeros_like(distribution).at[mdp.successors].add(mass)
 
 
-@jax.jit
 def occupancy(mdp: TabularMDP, policy_probs) -> jax.Array:
     """(H, S) state marginals d_t(s) = P(S_t = s) for t = 0..H-1."""
+    # Checked here, outside jit: inside a jitted function the probabilities are tracers and
+    # their values (row sums, signs) cannot be checked.
     _check_mdp(mdp)
     _check_policy(mdp, policy_probs)
+    return _occupancy(mdp, policy_probs)
+
+
+@jax.jit
+def _occupancy(mdp: TabularMDP, policy_probs) -> jax.Array:
     policy_probs = _float(policy_probs)
 
     def step(distribution, _):
@@ -77,11 +83,15 @@ def occupancy(mdp: TabularMDP, policy_probs) -> jax.Array:
     return marginals
 
 
-@jax.jit
 def q_and_state_values(mdp: TabularMDP, policy_probs) -> tuple[jax.Array, jax.Array]:
     """(H, S, A) Q_t and (H, S) V_t: expected reward-to-go from step t (backward recursion)."""
     _check_mdp(mdp)
     _check_policy(mdp, policy_probs)
+    return _q_and_state_values(mdp, policy_probs)
+
+
+@jax.jit
+def _q_and_state_values(mdp: TabularMDP, policy_probs) -> tuple[jax.Array, jax.Array]:
     policy_probs = _float(policy_probs)
     rewards = _float(mdp.reward_probs) @ _float(mdp.reward_values)
     successor_probs = _float(mdp.successor_probs)

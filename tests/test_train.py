@@ -1,0 +1,123 @@
+"""The jitted training loop: learning, determinism across runs and seed counts, NaN detection, config errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cocoa import agents, envs
+from cocoa.agents import Agent, AgentConfig, Estimator
+from cocoa.train import NonFiniteError, TrainConfig, train
+
+NAME = "LinearKeyToDoor-v0"
+
+
+def test_advantage_learns_the_apples_on_key_to_door():
+    env = envs.make(NAME, length=23)
+    agent = agents.make("advantage", num_actions=env.num_actions)
+    config = TrainConfig()
+    assert (config.updates, config.batch_size) == (2000, 8)
+    result = train(env, agent, config, progress=False)
+    first = [row for row in result.rows if row["update"] == 0][0]
+    final = result.final_means()
+    assert first["distractor_rate"] < 0.6  # the untrained policy picks apples at chance
+    assert final["distractor_rate"] > 0.9
+    assert final["return"] > first["return"]
+    assert result.env_steps == config.updates * config.batch_size * 23
+    assert [row["update"] for row in result.rows] == list(range(0, 2001, 100))
+
+
+def _short_run(seeds: int, **overrides):
+    env = envs.make(NAME, length=11)
+    agent = agents.make("advantage", num_actions=env.num_actions, hidden_sizes=(16,), model_hidden_sizes=(16,))
+    config = TrainConfig(**{**dict(updates=200, eval_interval=100, seeds=seeds, seed=7, eval_episodes=32),
+                            **overrides})
+    return train(env, agent, config, progress=False)
+
+
+def test_same_seed_gives_identical_rows_and_seed_rows_do_not_depend_on_seed_count():
+    first = _short_run(seeds=1)
+    again = _short_run(seeds=1)
+    assert len(first.rows) == 3
+    assert first.rows == again.rows
+    # Training really changed something, so equality is not trivial.
+    assert first.rows[0]["return"] != first.rows[-1]["return"]
+    np.testing.assert_array_equal(jax.tree.leaves(first.final_state.policy_params)[0],
+                                  jax.tree.leaves(again.final_state.policy_params)[0])
+
+    both = _short_run(seeds=2)
+    assert len(both.rows) == 6
+    seed0 = [row for row in both.rows if row["seed"] == 0]
+    seed1 = [row for row in both.rows if row["seed"] == 1]
+    assert seed0 == first.rows
+    assert seed1 != seed0  # the seeds are different runs
+
+
+def test_uneven_eval_interval_evaluates_at_the_end():
+    result = _short_run(seeds=1, updates=150)
+    assert [row["update"] for row in result.rows] == [0, 100, 150]
+    assert [row["episodes"] for row in result.rows] == [0, 800, 1200]
+
+
+def test_huge_learning_rate_stops_with_non_finite_error():
+    env = envs.make(NAME, length=11)
+    agent = agents.make("reinforce", num_actions=env.num_actions, learning_rate=1e30, hidden_sizes=(16,))
+    with pytest.raises(NonFiniteError, match=r"NaN or inf in '\w+' for seed \d between updates 0 and 20 "
+                                             r"\(reinforce on LinearKeyToDoor-v0\)"):
+        train(env, agent, TrainConfig(updates=60, eval_interval=20, seeds=2), progress=False)
+
+
+class DelayedNaN(Estimator):
+    """REINFORCE-like credit that turns NaN once a counter in its model passes zero.
+
+    The counter starts at -1.5 and its loss -counter makes Adam (lr 0.01) raise it by about 0.01 per
+    update, so the credit becomes NaN around update 150.
+    """
+
+    name = "delayed-nan"
+
+    def init_model(self, key, observation_shape, num_actions):
+        del key, observation_shape, num_actions
+        return {"counter": jnp.float32(-1.5)}
+
+    def model_loss(self, model_params, trajectory):
+        del trajectory
+        return -model_params["counter"]
+
+    def credit(self, model_params, trajectory):
+        one_hot = jax.nn.one_hot(trajectory.actions, trajectory.num_actions)
+        credit = one_hot * trajectory.rewards[..., None]
+        return jnp.where(model_params["counter"] > 0, jnp.nan, credit)
+
+    def expected_credit(self, model_params, mdp, policy_probs):
+        raise NotImplementedError
+
+
+def test_nan_credit_stops_training_naming_seed_and_updates():
+    env = envs.make(NAME, length=11)
+    agent = Agent(DelayedNaN(), env.num_actions, AgentConfig(hidden_sizes=(16,), model_learning_rate=0.01))
+    seen = []
+    with pytest.raises(NonFiniteError, match=r"for seed 0 between updates 100 and 200 \(delayed-nan on "
+                                             r"LinearKeyToDoor-v0\)"):
+        train(env, agent, TrainConfig(updates=400, eval_interval=100), progress=False,
+              on_evaluation=seen.extend)
+    # Evaluations before the failure were reported; none after it.
+    assert [row["update"] for row in seen] == [0, 100]
+
+
+@pytest.mark.parametrize("field, value", [
+    ("updates", 0), ("batch_size", -1), ("seeds", 0), ("eval_interval", 0), ("eval_episodes", 2.5),
+    ("updates", "many"), ("horizon", 0), ("horizon", 3.0),
+])
+def test_bad_train_config_names_the_field(field, value):
+    with pytest.raises(ValueError, match=rf"{field} must be a positive integer.*; got {value!r}"):
+        TrainConfig(**{field: value})
+
+
+def test_train_rejects_wrong_argument_types():
+    env = envs.make(NAME, length=5)
+    agent = agents.make("reinforce", num_actions=4)
+    with pytest.raises(TypeError, match=r"env must be a cocoa\.envs\.Environment; got str"):
+        train(NAME, agent, TrainConfig(updates=1), progress=False)
+    with pytest.raises(TypeError, match=r"agent must be a cocoa\.agents\.Agent; got str"):
+        train(env, "reinforce", TrainConfig(updates=1), progress=False)
