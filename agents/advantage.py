@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from cocoa import oracle
-from cocoa.agents.estimator import Estimator
+from cocoa.agents.estimator import Estimator, lookup
 from cocoa.agents.policy import mlp
 from cocoa.agents.reinforce import score_credit
 from cocoa.agents.returns import lambda_returns, reward_to_go
@@ -37,9 +37,13 @@ def credit(rewards, actions, policy_probs, values, mask):
 
 
 def expected_credit(mdp, policy_probs, state_values):
-    """E[C_t(a) | S_t = s] = Q_t(s, a) - V_hat(s), (H, S, A), with V_hat (S,) on every state."""
-    chex.assert_shape(state_values, (mdp.num_states,))
-    return oracle.q_values(mdp, policy_probs) - state_values[None, :, None]
+    """E[C_t(a) | S_t = s] = Q_t(s, a) - V_hat(s), (H, S, A), with V_hat (S,) or per step (H, S)."""
+    q = oracle.q_values(mdp, policy_probs)
+    state_values = jnp.asarray(state_values, q.dtype)
+    if state_values.shape == (mdp.num_states,):
+        state_values = state_values[None]
+    chex.assert_shape(state_values, (None, mdp.num_states))
+    return q - state_values[..., None]
 
 
 def value_loss(values, targets, mask):
@@ -52,8 +56,10 @@ class Advantage(Estimator):
     """REINFORCE with a learned value baseline V_hat (an MLP)."""
 
     name = "advantage"
+    has_exact_variant = True
 
-    def __init__(self, model_hidden_sizes: Sequence[int] = (256,), td_lambda: float = 1.0):
+    def __init__(self, model_hidden_sizes: Sequence[int] = (256,), td_lambda: float = 1.0, *, mdp=None):
+        super().__init__(mdp)
         if not 0.0 <= td_lambda <= 1.0:
             raise ValueError(f"td_lambda must lie in [0, 1]; got {td_lambda!r}")
         self.td_lambda = float(td_lambda)
@@ -73,10 +79,19 @@ class Advantage(Estimator):
                                  trajectory.mask, self.td_lambda)
         return value_loss(values, jax.lax.stop_gradient(targets), trajectory.mask)
 
+    def exact_model(self, policy_table):
+        return {"values": oracle.state_values(self.mdp, policy_table)}
+
+    def _trajectory_values(self, model_params, trajectory):
+        if self.exact:
+            return lookup(model_params["values"], trajectory.state_index).astype(trajectory.rewards.dtype)
+        return self.values(model_params, trajectory.observations)
+
     def credit(self, model_params, trajectory):
-        values = self.values(model_params, trajectory.observations)
+        values = self._trajectory_values(model_params, trajectory)
         return credit(trajectory.rewards, trajectory.actions, trajectory.policy_probs, values, trajectory.mask)
 
     def expected_credit(self, model_params, mdp, policy_probs):
-        values = self.values(model_params, jnp.asarray(mdp.observations, jnp.float32))
-        return expected_credit(mdp, policy_probs, values.astype(jnp.result_type(float)))
+        if self.exact:
+            return expected_credit(mdp, policy_probs, model_params["values"])
+        return expected_credit(mdp, policy_probs, self.values(model_params, jnp.asarray(mdp.observations, jnp.float32)))

@@ -78,12 +78,15 @@ class Agent:
 
     @property
     def name(self) -> str:
-        return self.estimator.name
+        return self.estimator.name + ("-gt" if self.estimator.exact else "")
 
     def init(self, key, observation_shape) -> AgentState:
         policy_key, model_key = jax.random.split(key)
         policy_params = self.policy.init(policy_key, observation_shape)
-        model_params = self.estimator.init_model(model_key, observation_shape, self.num_actions)
+        if self.estimator.exact:
+            model_params = self.exact_model(policy_params)
+        else:
+            model_params = self.estimator.init_model(model_key, observation_shape, self.num_actions)
         return AgentState(policy_params, self.policy_optimizer.init(policy_params),
                           model_params, self.model_optimizer.init(model_params))
 
@@ -95,8 +98,16 @@ class Agent:
         """The learned softmax policy without epsilon exploration (used for evaluation)."""
         return self.policy.probs(policy_params, observations, epsilon=0.0)
 
+    def exact_model(self, policy_params):
+        """Oracle tables of a ground-truth estimator under the current behaviour policy."""
+        mdp = self.estimator.mdp
+        policy_table = self.behaviour_probs(policy_params, jnp.asarray(mdp.observations, jnp.float32))
+        return self.estimator.exact_model(policy_table)
+
     def update(self, state: AgentState, trajectory: Trajectory) -> tuple[AgentState, dict]:
         """One learning step on a batch of trajectories; pure and jittable."""
+        if self.estimator.exact:  # ground truth for the policy that collected the batch
+            state = dataclasses.replace(state, model_params=self.exact_model(state.policy_params))
         credit = jax.lax.stop_gradient(self.estimator.credit(state.model_params, trajectory))
 
         def policy_objective(policy_params):
@@ -111,10 +122,13 @@ class Agent:
             policy_grads, state.policy_opt_state, state.policy_params)
         policy_params = optax.apply_updates(state.policy_params, updates)
 
-        model_loss, model_grads = jax.value_and_grad(self.estimator.model_loss)(state.model_params, trajectory)
-        updates, model_opt_state = self.model_optimizer.update(
-            model_grads, state.model_opt_state, state.model_params)
-        model_params = optax.apply_updates(state.model_params, updates)
+        if self.estimator.exact:
+            model_loss, model_params, model_opt_state = jnp.zeros(()), state.model_params, state.model_opt_state
+        else:
+            model_loss, model_grads = jax.value_and_grad(self.estimator.model_loss)(state.model_params, trajectory)
+            updates, model_opt_state = self.model_optimizer.update(
+                model_grads, state.model_opt_state, state.model_params)
+            model_params = optax.apply_updates(state.model_params, updates)
 
         metrics = {"surrogate": surrogate, "entropy": bonus, "model_loss": model_loss,
                    "policy_grad_norm": optax.tree.norm(policy_grads)}

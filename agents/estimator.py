@@ -20,9 +20,32 @@ from cocoa.types import TabularMDP, Trajectory
 
 
 class Estimator(abc.ABC):
-    """A credit estimator plus the learned model(s) it relies on (none by default)."""
+    """A credit estimator plus the learned model(s) it relies on (none by default).
+
+    Ground-truth variants: an estimator built with ``mdp=`` (registered as ``<name>-gt``) takes its
+    model quantities (V^pi, Q^pi, contribution coefficients ...) from the oracle instead of learning
+    them. Its "model parameters" are then oracle tables, recomputed from the current policy at every
+    update by ``exact_model``; ``model_loss`` is unused.
+    """
 
     name: str = ""
+    has_exact_variant: bool = False
+
+    def __init__(self, mdp: TabularMDP | None = None):
+        if mdp is not None and not self.has_exact_variant:
+            raise ValueError(f"estimator {self.name!r} has no ground-truth variant (it learns no model)")
+        if mdp is not None and not isinstance(mdp, TabularMDP):
+            raise TypeError(f"mdp must be a cocoa.types.TabularMDP; got {type(mdp).__name__}")
+        self.mdp = mdp
+
+    @property
+    def exact(self) -> bool:
+        """Whether model quantities come from the oracle (the ``-gt`` variant)."""
+        return self.mdp is not None
+
+    def exact_model(self, policy_table) -> Any:
+        """Oracle tables for the ground-truth variant, from the policy (S, A) on every state of ``mdp``."""
+        raise TypeError(f"estimator {self.name!r} has no ground-truth variant")
 
     def init_model(self, key, observation_shape, num_actions) -> Any:
         """Parameters of the estimator's learned model(s); an empty dict if it has none."""
@@ -44,6 +67,17 @@ class Estimator(abc.ABC):
 
     def __repr__(self):
         return f"{type(self).__name__}()"
+
+
+def lookup(table, state_index):
+    """Per-step table (H, S, ...) read at (t, S_t) for a batch: (B, T, ...).
+
+    Steps beyond the table's horizon read its last step; padding steps (state index -1 or any
+    index) read some entry and must be masked by the caller.
+    """
+    horizon, num_states = table.shape[:2]
+    steps = jnp.minimum(jnp.arange(state_index.shape[-1]), horizon - 1)
+    return table[steps[None, :], jnp.clip(state_index, 0, num_states - 1)]
 
 
 def policy_surrogate(probs, credit, mask):

@@ -21,16 +21,26 @@ def register(estimator_class: type[Estimator]) -> type[Estimator]:
     return estimator_class
 
 
+EXACT_SUFFIX = "-gt"
+
+
 def names() -> list[str]:
-    """The registered agent (estimator) names."""
-    return sorted(_ESTIMATORS)
+    """The registered agent names; ``<name>-gt`` is the ground-truth variant (oracle models)."""
+    exact = [name + EXACT_SUFFIX for name, cls in _ESTIMATORS.items() if cls.has_exact_variant]
+    return sorted([*_ESTIMATORS, *exact])
+
+
+def is_exact(name: str) -> bool:
+    """Whether ``name`` is a ground-truth variant (needs the environment's tabular MDP)."""
+    _estimator_class(name)
+    return name.endswith(EXACT_SUFFIX)
 
 
 def estimator_parameters(name: str) -> dict:
     """Options of estimator ``name`` (beyond the shared AgentConfig), with defaults."""
     signature = inspect.signature(_estimator_class(name).__init__)
     return {k: p.default for k, p in signature.parameters.items()
-            if k != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+            if k not in ("self", "mdp") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
 def agent_parameters() -> dict:
@@ -39,28 +49,50 @@ def agent_parameters() -> dict:
 
 
 def _estimator_class(name: str) -> type[Estimator]:
+    if isinstance(name, str) and name not in _ESTIMATORS and name.endswith(EXACT_SUFFIX):
+        base = _ESTIMATORS.get(name[: -len(EXACT_SUFFIX)])
+        if base is not None and base.has_exact_variant:
+            return base
     if not isinstance(name, str) or name not in _ESTIMATORS:
         raise ValueError(f"unknown agent {name!r}; known agents: {', '.join(names())}")
     return _ESTIMATORS[name]
 
 
-def make_estimator(name: str, **options) -> Estimator:
-    """Builds estimator ``name`` with its own options (see ``estimator_parameters(name)``)."""
+def _mdp_for(name: str, mdp):
+    if is_exact(name):
+        if mdp is None:
+            raise ValueError(f"{name!r} is a ground-truth variant: pass the environment's exact model, "
+                             f"mdp=env.tabular_mdp()")
+        return mdp
+    if mdp is not None:
+        raise ValueError(f"{name!r} learns its model and takes no mdp; use {name + EXACT_SUFFIX!r} for "
+                         "the ground-truth variant" if name + EXACT_SUFFIX in names()
+                         else f"{name!r} takes no mdp")
+    return None
+
+
+def make_estimator(name: str, *, mdp=None, **options) -> Estimator:
+    """Builds estimator ``name`` with its own options (see ``estimator_parameters(name)``).
+
+    Ground-truth variants (``<name>-gt``) need ``mdp``, the environment's ``tabular_mdp()``.
+    """
     accepted = estimator_parameters(name)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ValueError(f"estimator {name!r} has no option(s) {', '.join(unknown)}; it accepts: "
                          + (", ".join(f"{k}={v!r}" for k, v in accepted.items()) or "none"))
-    return _estimator_class(name)(**options)
+    mdp = _mdp_for(name, mdp)
+    return _estimator_class(name)(**options, **({"mdp": mdp} if mdp is not None else {}))
 
 
-def make(name: str, *, num_actions: int, **config) -> Agent:
+def make(name: str, *, num_actions: int, mdp=None, **config) -> Agent:
     """Builds agent ``name`` for ``num_actions`` actions.
 
     ``config`` mixes the shared AgentConfig fields (learning rates, epsilon, entropy, network
     sizes) and the estimator's own options; anything else is an error that lists both.
+    Ground-truth variants (``<name>-gt``) need ``mdp=env.tabular_mdp()``.
     """
-    estimator_class = _estimator_class(name)
+    _estimator_class(name)
     shared = agent_parameters()
     own = estimator_parameters(name)
     unknown = sorted(set(config) - set(shared) - set(own))
@@ -69,9 +101,15 @@ def make(name: str, *, num_actions: int, **config) -> Agent:
             f"agent {name!r} has no option(s) {', '.join(unknown)}; shared options: {', '.join(shared)}; "
             f"{name} options: {', '.join(own) or 'none'}")
     agent_config = AgentConfig(**{k: v for k, v in config.items() if k in shared})
-    estimator = estimator_class(**{k: v for k, v in config.items() if k in own and k not in shared})
+    estimator = make_estimator(name, mdp=mdp, **{k: v for k, v in config.items() if k in own and k not in shared})
     return Agent(estimator, num_actions, agent_config)
 
 
 register(Reinforce)
 register(Advantage)
+
+
+def make_for_env(name: str, env, **config) -> Agent:
+    """``make`` with the number of actions (and, for ``-gt`` variants, the exact MDP) taken from ``env``."""
+    mdp = env.tabular_mdp() if is_exact(name) else None
+    return make(name, num_actions=env.num_actions, mdp=mdp, **config)

@@ -28,7 +28,7 @@ def is_finished(out_dir: str | Path, spec: RunSpec) -> bool:
 def run_one(spec: RunSpec, out_dir: str | Path, progress: bool = True) -> dict:
     """Trains one run and saves it; returns its summary."""
     env = envs.make(spec.env, **spec.env_params)
-    agent = agents.make(spec.agent, num_actions=env.num_actions, **spec.agent_config)
+    agent = agents.make_for_env(spec.agent, env, **spec.agent_config)
     result = train(env, agent, spec.train, progress=progress)
     return records.save_run(run_dir(out_dir, spec), spec.to_dict(), result)
 

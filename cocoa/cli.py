@@ -97,7 +97,7 @@ def _train(args, extra) -> int:
     agent_config = {k: getattr(args, k) for k in
                     ("learning_rate", "model_learning_rate", "epsilon", "entropy_coef", "max_grad_norm")
                     if getattr(args, k) is not None}
-    agent = agents.make(args.agent, num_actions=env.num_actions, **agent_config)
+    agent = agents.make_for_env(args.agent, env, **agent_config)
     config = TrainConfig(updates=args.updates, batch_size=args.batch, seeds=args.seeds, seed=args.seed,
                          eval_interval=args.eval_interval, eval_episodes=args.eval_episodes)
     result = train(env, agent, config, progress=not args.no_progress)
