@@ -7,6 +7,7 @@ Gymnasium toy-text environment into a :class:`~cocoa.types.TabularMDP`.
 
 from cocoa.envs.base import Environment
 from cocoa.envs.key_to_door import LinearKeyToDoor
+from cocoa.envs.tree import Tree
 from cocoa.envs.registry import make, names, parameters, register
 from cocoa.envs.gymnasium_adapter import GymnasiumEnv, register_gymnasium_envs
 from cocoa.envs.dm_env_adapter import DmEnvAdapter
@@ -14,5 +15,5 @@ from cocoa.envs.from_gymnasium import from_gymnasium
 
 register_gymnasium_envs()
 
-__all__ = ["DmEnvAdapter", "Environment", "GymnasiumEnv", "LinearKeyToDoor", "from_gymnasium", "make",
-           "names", "parameters", "register", "register_gymnasium_envs"]
+__all__ = ["DmEnvAdapter", "Environment", "GymnasiumEnv", "LinearKeyToDoor", "Tree", "from_gymnasium",
+           "make", "names", "parameters", "register", "register_gymnasium_envs"]

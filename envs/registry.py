@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cocoa.envs.base import Environment, constructor_parameters
 from cocoa.envs.key_to_door import LinearKeyToDoor
+from cocoa.envs.tree import Tree
 
 _REGISTRY: dict[str, type[Environment]] = {}
 
@@ -44,3 +45,4 @@ def make(name: str, **params) -> Environment:
 
 
 register(LinearKeyToDoor)
+register(Tree)
