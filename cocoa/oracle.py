@@ -200,3 +200,63 @@ def estimator_gradient(mdp: TabularMDP, policy: Any, expected_credit, params: An
         return jnp.sum(probs_fn(theta) * weights)
 
     return jax.grad(surrogate)(theta)
+
+
+def later_occurrences(mdp: TabularMDP, policy_probs, hindsight_map, num_objects: int):
+    """Expected later occurrences of hindsight objects, and the reward they carry (COCOA paper §3).
+
+    A hindsight object U_k = hindsight_map[S_k, A_k, k_R] is a class in [0, num_objects) chosen by
+    the state, the action and the index k_R of the reward value at step k (COCOA-reward:
+    hindsight_map[s, a, k] = k; HCA-state: = s). Occurrences in terminal states are not counted.
+
+    Returns:
+      counts (H, S, A, U): sum_{k>t} P(U_k = u | S_t = s, A_t = a), the summed later occupancy;
+      rewards (H, S, A, U): sum_{k>t} E[R_k 1{U_k = u} | S_t = s, A_t = a].
+    """
+    _check_mdp(mdp)
+    _check_policy(mdp, policy_probs)
+    expected = (mdp.num_states, mdp.num_actions, mdp.num_reward_values)
+    if tuple(jnp.shape(hindsight_map)) != expected:
+        raise ValueError(f"hindsight_map must have shape (S, A, K) = {expected}; got {jnp.shape(hindsight_map)}")
+    return _later_occurrences(mdp, policy_probs, jnp.asarray(hindsight_map, jnp.int32), num_objects)
+
+
+@functools.partial(jax.jit, static_argnames="num_objects")
+def _later_occurrences(mdp, policy_probs, hindsight_map, num_objects):
+    policy_probs = _float(policy_probs)
+    reward_probs = _float(mdp.reward_probs) * (1.0 - _float(mdp.terminal))[:, None, None]
+    objects = jax.nn.one_hot(hindsight_map, num_objects, dtype=reward_probs.dtype)  # (S, A, K, U)
+    # Per (s, a): expected count and expected reward of each object at this step.
+    here = jnp.stack([jnp.einsum("sak,saku->sau", reward_probs, objects),
+                      jnp.einsum("sak,k,saku->sau", reward_probs, _float(mdp.reward_values), objects)], axis=-1)
+    successor_probs = _float(mdp.successor_probs)
+
+    def step(from_next, _):  # from_next (S, U, 2): occurrences at steps >= t+1 given S_{t+1}
+        later = jnp.einsum("san,sanuc->sauc", successor_probs, from_next[mdp.successors])
+        from_here = jnp.einsum("sa,sauc->suc", policy_probs, here + later)
+        return from_here, later
+
+    initial = jnp.zeros((mdp.num_states, num_objects, 2), reward_probs.dtype)
+    _, later = jax.lax.scan(step, initial, None, length=mdp.horizon, reverse=True)
+    return later[..., 0], later[..., 1]
+
+
+def contribution_coefficients(mdp: TabularMDP, policy_probs, hindsight_map, num_objects: int):
+    """Exact w_t(s, a, u) = P^pi(u later | s, a) / P^pi(u later | s), (H, S, A, U); 1 where undefined.
+
+    "Later" counts expected occurrences over k > t (ALGORITHMS.md §1, ground-truth variants).
+    """
+    counts, _ = later_occurrences(mdp, policy_probs, hindsight_map, num_objects)
+    marginal = jnp.einsum("sa,tsau->tsu", _float(policy_probs), counts)[:, :, None, :]
+    defined = marginal > 1e-12
+    return jnp.where(defined, counts / jnp.where(defined, marginal, 1.0), 1.0)
+
+
+def hindsight_map(mdp: TabularMDP, kind: str):
+    """The (S, A, K) hindsight-object map of a standard object kind: "reward" (U = K) or "state" (U = S)."""
+    shape = (mdp.num_states, mdp.num_actions, mdp.num_reward_values)
+    if kind == "reward":
+        return jnp.broadcast_to(jnp.arange(mdp.num_reward_values), shape), mdp.num_reward_values
+    if kind == "state":
+        return jnp.broadcast_to(jnp.arange(mdp.num_states)[:, None, None], shape), mdp.num_states
+    raise ValueError(f"unknown hindsight object kind {kind!r}; expected 'reward' or 'state'")

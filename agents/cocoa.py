@@ -1,0 +1,207 @@
+"""COCOA: counterfactual contribution analysis, and HCA-state, in credit-matrix form.
+
+Meulemans et al. 2023, "Would I have gotten that reward? Long-term credit assignment by
+counterfactual contribution analysis", Eq. 4-6 (COCOA estimator); Harutyunyan et al. 2019,
+"Hindsight Credit Assignment" (state-conditioned HCA, "HCA+" in the COCOA paper). ALGORITHMS.md §1:
+
+    C_t(a) = 1{a = A_t} R_t / pi(A_t | S_t) + sum_{k>t} (w(S_t, a, U_k) - 1) R_k,
+    w(s, a, u) = p^pi(A_t = a | S_t = s, U' = u) / pi(a | s).
+
+Members differ only in the hindsight object U_k (``agents.hindsight``): the reward value
+(COCOA-reward, ``cocoa-reward``, optionally refined into groups) or the later state (HCA-state,
+``hca-state``). When U takes few values the sum over later steps regroups exactly by class:
+sum_u (w(S_t, a, u) - 1) * sum_{k>t, U_k = u} R_k, so credit and loss cost O(B T U) instead of
+O(B T^2). The "-1" is a baseline (sum_a grad pi(a | s) = 0): it changes variance, not the mean.
+
+Expected credit on a TabularMDP (exact, from the current coefficients w):
+    E_t(s, a) = r(s, a) + sum_u (w(s, a, u) - 1) * E^pi[sum_{k>t} R_k 1{U_k = u} | S_t = s].
+With exact coefficients and objects that fully predict the reward (U = R or U = S), this is
+Q_t(s, a) - V_t(s) + r^pi(s), so the estimator is unbiased.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from cocoa import oracle
+from cocoa.agents.estimator import Estimator, lookup
+from cocoa.agents.hindsight import (DiscreteObjects, HindsightNetwork, HindsightObjects, RewardObjects,
+                                    StateIndexObjects, StateObjects, later_pairs, later_sums)
+from cocoa.agents.reinforce import score_credit
+
+
+def credit(rewards, actions, policy_probs, coefficients, later_rewards, mask):
+    """COCOA credit from per-class coefficients (the regrouped form), (B, T, A).
+
+    Args:
+      rewards: (B, T) rewards R_t.
+      actions: int (B, T) actions A_t.
+      policy_probs: (B, T, A) behaviour policy.
+      coefficients: (B, T, A, U) w(S_t, a, u) for every object class u.
+      later_rewards: (B, T, U) sum_{k>t, U_k = u} R_k (``hindsight.later_sums``).
+      mask: (B, T) 1 on real steps.
+    """
+    chex.assert_rank([rewards, actions, policy_probs, coefficients, later_rewards, mask], [2, 2, 3, 4, 3, 2])
+    immediate = score_credit(rewards, actions, policy_probs, mask)
+    counterfactual = jnp.einsum("btau,btu->bta", coefficients - 1.0, later_rewards)
+    return immediate + counterfactual * mask[..., None]
+
+
+def pairwise_credit(rewards, actions, policy_probs, pair_coefficients, mask):
+    """COCOA credit with one coefficient per pair (t, k) (objects that take many values), (B, T, A).
+
+    Args:
+      pair_coefficients: (B, T, T, A) w(S_t, a, U_k) for every pair; only k > t is used.
+    """
+    chex.assert_rank([rewards, actions, policy_probs, pair_coefficients, mask], [2, 2, 3, 4, 2])
+    immediate = score_credit(rewards, actions, policy_probs, mask)
+    weights = later_pairs(mask) * (rewards * mask)[:, None, :]  # (B, t, k): R_k on valid pairs
+    return immediate + jnp.einsum("btka,btk->bta", pair_coefficients - 1.0, weights)
+
+
+def expected_credit(mdp, policy_probs, coefficients, hindsight_map, num_objects: int):
+    """E_t(s, a) = r(s, a) + sum_u (w(s, a, u) - 1) E^pi[sum_{k>t} R_k 1{U_k = u} | S_t = s], (H, S, A).
+
+    Args:
+      mdp: the MDP.
+      policy_probs: (S, A) policy.
+      coefficients: w as (S, A, U), or per step (H, S, A, U).
+      hindsight_map: (S, A, K) object class of each (state, action, reward value).
+      num_objects: U.
+    """
+    _, later_rewards = oracle.later_occurrences(mdp, policy_probs, hindsight_map, num_objects)
+    policy_probs = jnp.asarray(policy_probs, later_rewards.dtype)
+    from_state = jnp.einsum("sa,tsau->tsu", policy_probs, later_rewards)  # (H, S, U)
+    coefficients = jnp.asarray(coefficients, later_rewards.dtype)
+    if coefficients.ndim == 3:
+        coefficients = coefficients[None]
+    chex.assert_shape(coefficients, (None, mdp.num_states, mdp.num_actions, num_objects))
+    rewards = jnp.asarray(mdp.reward_probs, later_rewards.dtype) @ jnp.asarray(mdp.reward_values, later_rewards.dtype)
+    return rewards[None] + jnp.einsum("tsau,tsu->tsa", coefficients - 1.0, from_state)
+
+
+def hindsight_loss(log_probs, actions, weights):
+    """Cross-entropy -sum w log p(A_t | S_t, u) / sum w over the pairs or classes given.
+
+    Args:
+      log_probs: (B, T, U, A) log p(a | S_t, u) for every class (or later step) u.
+      actions: int (B, T) A_t.
+      weights: (B, T, U) how many times each (t, u) pair counts (0 for no pair).
+    """
+    chex.assert_rank([log_probs, actions, weights], [4, 2, 3])
+    taken = jnp.take_along_axis(log_probs, actions[:, :, None, None], axis=-1)[..., 0]
+    return -jnp.sum(weights * taken) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
+class _HindsightEstimator(Estimator):
+    """Shared machinery: a hindsight network (learned) or exact coefficients (-gt) for some objects."""
+
+    has_exact_variant = True
+    objects: HindsightObjects
+
+    def __init__(self, objects: HindsightObjects, model_hidden_sizes: Sequence[int], mdp):
+        super().__init__(mdp)
+        self.objects = objects
+        self.model_hidden_sizes = tuple(model_hidden_sizes)
+        if mdp is not None:
+            self._oracle_map, self._num_oracle_objects = objects.oracle_map(mdp)
+            self._exact_objects = (objects if isinstance(objects, DiscreteObjects)
+                                   else StateIndexObjects(mdp.num_states))
+
+    # --- the learned model ------------------------------------------------------------------
+    def _network(self, num_actions):
+        return HindsightNetwork(num_actions, self.model_hidden_sizes)
+
+    def init_model(self, key, observation_shape, num_actions):
+        object_size = (self.objects.num_objects if isinstance(self.objects, DiscreteObjects)
+                       else observation_shape[-1])
+        return self._network(num_actions).init(key, observation_shape, object_size)
+
+    def _class_log_coefficients(self, model_params, trajectory):
+        """log w and log p for every discrete class: (B, T, U, A) each."""
+        network = self._network(trajectory.num_actions)
+        return network.log_coefficients(model_params, trajectory.observations[:, :, None, :],
+                                        self.objects.features()[None, None], trajectory.policy_probs[:, :, None, :])
+
+    def _pair_log_coefficients(self, model_params, trajectory):
+        """log w and log p for every pair (t, k) with U_k = the observation at k: (B, T, T, A) each."""
+        network = self._network(trajectory.num_actions)
+        return network.log_coefficients(model_params, trajectory.observations[:, :, None, :],
+                                        trajectory.observations[:, None, :, :],
+                                        trajectory.policy_probs[:, :, None, :])
+
+    def model_loss(self, model_params, trajectory):
+        mask = trajectory.mask
+        counted = mask * (trajectory.rewards != 0) if self.objects.only_rewarding else mask
+        if isinstance(self.objects, DiscreteObjects):
+            _, log_probs = self._class_log_coefficients(model_params, trajectory)
+            weights = later_sums(jnp.ones_like(trajectory.rewards), self.objects.classes(trajectory),
+                                 self.objects.num_objects, counted)
+        else:
+            _, log_probs = self._pair_log_coefficients(model_params, trajectory)
+            weights = later_pairs(mask) * counted[:, None, :]
+        return hindsight_loss(log_probs, trajectory.actions, weights)
+
+    # --- ground truth ----------------------------------------------------------------------
+    def exact_model(self, policy_table):
+        return {"coefficients": oracle.contribution_coefficients(
+            self.mdp, policy_table, self._oracle_map, self._num_oracle_objects)}
+
+    # --- credit ----------------------------------------------------------------------------
+    def credit(self, model_params, trajectory):
+        rewards, actions, probs, mask = (trajectory.rewards, trajectory.actions, trajectory.policy_probs,
+                                         trajectory.mask)
+        if self.exact:
+            coefficients = lookup(model_params["coefficients"], trajectory.state_index).astype(rewards.dtype)
+            objects = self._exact_objects
+        elif isinstance(self.objects, DiscreteObjects):
+            log_coefficients, _ = self._class_log_coefficients(model_params, trajectory)
+            coefficients = jnp.swapaxes(jnp.exp(log_coefficients), -1, -2)  # (B, T, A, U)
+            objects = self.objects
+        else:
+            log_coefficients, _ = self._pair_log_coefficients(model_params, trajectory)
+            return pairwise_credit(rewards, actions, probs, jnp.exp(log_coefficients), mask)
+        later_rewards = later_sums(rewards, objects.classes(trajectory), objects.num_objects, mask)
+        return credit(rewards, actions, probs, coefficients, later_rewards, mask)
+
+    def expected_credit(self, model_params, mdp, policy_probs):
+        hindsight_map, num_objects = self.objects.oracle_map(mdp)
+        if self.exact:
+            coefficients = model_params["coefficients"]
+        else:
+            network = self._network(mdp.num_actions)
+            observations = jnp.asarray(mdp.observations, jnp.float32)
+            probs = jnp.asarray(policy_probs, jnp.float32)[:, None, :]
+            objects = (self.objects.features() if isinstance(self.objects, DiscreteObjects) else observations)
+            log_coefficients, _ = network.log_coefficients(model_params, observations[:, None, :],
+                                                           objects[None], probs)
+            coefficients = jnp.swapaxes(jnp.exp(log_coefficients), -1, -2)  # (S, A, U)
+        return expected_credit(mdp, policy_probs, coefficients, hindsight_map, num_objects)
+
+
+class CocoaReward(_HindsightEstimator):
+    """COCOA-reward: hindsight object = the later reward value (optionally refined into ``groups``)."""
+
+    name = "cocoa-reward"
+
+    def __init__(self, reward_values: Sequence[float] | None = None, groups: int = 1,
+                 model_hidden_sizes: Sequence[int] = (256,), *, mdp=None):
+        if reward_values is None:
+            if mdp is None:
+                raise ValueError("cocoa-reward needs reward_values=(...), the environment's finite reward "
+                                 "support (agents.make_for_env fills it in for tabular environments)")
+            reward_values = tuple(float(v) for v in mdp.reward_values)
+        super().__init__(RewardObjects(reward_values, groups), model_hidden_sizes, mdp)
+
+
+class HcaState(_HindsightEstimator):
+    """HCA-state ("HCA+"): hindsight object = the later state, seen through its observation."""
+
+    name = "hca-state"
+
+    def __init__(self, model_hidden_sizes: Sequence[int] = (256,), *, mdp=None):
+        super().__init__(StateObjects(), model_hidden_sizes, mdp)

@@ -1,0 +1,224 @@
+"""COCOA-reward and HCA-state: exact coefficients, unbiasedness of the ground-truth variants,
+expected credit of learned models, the regrouped credit and loss, and the hindsight loss minimiser."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from cocoa import agents, envs, oracle
+from cocoa.agents import cocoa as cocoa_estimators
+from cocoa.agents import tabular_policy
+from cocoa.agents.cocoa import CocoaReward, HcaState
+from cocoa.agents.hindsight import later_pairs, later_sums
+from cocoa.rollout import rollout
+from test_estimators import EPSILON, LENGTH, NUM_EPISODES, Z_BOUND, credit_z_scores, gradient_z_scores
+
+
+@pytest.fixture(scope="module")
+def setting():
+    # Same construction as test_estimators' fixture (layout seed 1, logits seed 0, key 42).
+    env = envs.make("LinearKeyToDoor-v0", length=LENGTH, layout_seed=1)
+    mdp = env.tabular_mdp()
+    logits = np.random.default_rng(0).normal(size=(mdp.num_states, mdp.num_actions)).astype(np.float32)
+    trajectory = jax.jit(lambda key: rollout(env, tabular_policy(mdp, EPSILON), jnp.asarray(logits), key,
+                                             batch_size=NUM_EPISODES, horizon=LENGTH))(jax.random.PRNGKey(42))
+    with jax.enable_x64(True):
+        probs64 = np.asarray(oracle.mixed_policy(jnp.asarray(logits.astype(np.float64)), EPSILON))
+        true_gradient = np.asarray(oracle.policy_gradient(mdp, logits.astype(np.float64), epsilon=EPSILON))
+    return dict(env=env, mdp=mdp, logits=logits, trajectory=trajectory, probs64=probs64,
+                true_gradient=true_gradient)
+
+
+def exact_params(estimator, setting):
+    return estimator.exact_model(jnp.asarray(setting["probs64"], jnp.float32))
+
+
+@pytest.mark.parametrize("estimator_class", [CocoaReward, HcaState])
+def test_ground_truth_variant_is_unbiased(setting, estimator_class):
+    estimator = estimator_class(mdp=setting["mdp"])
+    z, constant_mean, constant_target, varying = gradient_z_scores(estimator, exact_params(estimator, setting),
+                                                                   setting)
+    assert varying >= 30
+    assert np.abs(z).max() < Z_BOUND, f"max |z| = {np.abs(z).max():.2f}"
+    np.testing.assert_allclose(constant_mean, constant_target, atol=1e-5)
+
+
+def test_gradient_check_rejects_wrong_coefficients(setting):
+    """Coefficients of another policy (uniform) make COCOA biased, and the z-test sees it."""
+    estimator = CocoaReward(mdp=setting["mdp"])
+    uniform = jnp.full_like(jnp.asarray(setting["probs64"], jnp.float32), 0.25)
+    z, _, _, _ = gradient_z_scores(estimator, estimator.exact_model(uniform), setting)
+    assert np.abs(z).max() > Z_BOUND, f"max |z| = {np.abs(z).max():.2f}"
+
+
+def learned(estimator_class, setting, **options):
+    reward_values = {"reward_values": tuple(setting["mdp"].reward_values)} if estimator_class is CocoaReward else {}
+    estimator = estimator_class(model_hidden_sizes=(32,), **reward_values, **options)
+    params = estimator.init_model(jax.random.PRNGKey(5), setting["env"].observation_shape, 4)
+    # Larger random weights, so that the coefficients are far from 1 and really shape the credit.
+    return estimator, jax.tree.map(lambda x: 3.0 * x, params)
+
+
+@pytest.mark.parametrize("estimator_class", [CocoaReward, HcaState])
+def test_expected_credit_of_learned_model_matches_monte_carlo(setting, estimator_class):
+    estimator, params = learned(estimator_class, setting)
+    z, constant_mean, constant_target, cells = credit_z_scores(estimator, params, setting)
+    assert cells >= 8 and z.size >= 20
+    assert np.abs(z).max() < Z_BOUND, f"max |z| = {np.abs(z).max():.2f}"
+    np.testing.assert_allclose(constant_mean, constant_target, atol=1e-4)
+
+
+@pytest.mark.parametrize("estimator_class", [CocoaReward, HcaState])
+def test_expected_credit_of_ground_truth_matches_monte_carlo(setting, estimator_class):
+    estimator = estimator_class(mdp=setting["mdp"])
+    with jax.enable_x64(True):
+        params64 = estimator.exact_model(jnp.asarray(setting["probs64"]))
+
+    class Exact(estimator_class):  # credit in float32 from float32 tables, expectation in float64
+        def credit(self, model_params, trajectory):
+            return super().credit(exact_params(estimator, setting), trajectory)
+
+    exact = Exact(mdp=setting["mdp"])
+    z, constant_mean, constant_target, _ = credit_z_scores(exact, params64, setting)
+    assert np.abs(z).max() < Z_BOUND, f"max |z| = {np.abs(z).max():.2f}"
+    np.testing.assert_allclose(constant_mean, constant_target, atol=1e-4)
+
+
+def test_learned_coefficients_with_random_model_are_biased(setting):
+    """A random hindsight model gives a biased gradient (so the unbiasedness tests mean something)."""
+    estimator, params = learned(CocoaReward, setting)
+    z, _, _, _ = gradient_z_scores(estimator, params, setting)
+    assert np.abs(z).max() > Z_BOUND
+
+
+def test_exact_coefficients_match_empirical_hindsight_counts(setting):
+    """Oracle P(u later | s, a) per step against counts in 20,000 rollouts; and w as their ratio."""
+    mdp, trajectory = setting["mdp"], setting["trajectory"]
+    hindsight_map, num_objects = oracle.hindsight_map(mdp, "reward")
+    with jax.enable_x64(True):
+        counts, _ = oracle.later_occurrences(mdp, jnp.asarray(setting["probs64"]), hindsight_map, num_objects)
+        coefficients = np.asarray(oracle.contribution_coefficients(
+            mdp, jnp.asarray(setting["probs64"]), hindsight_map, num_objects))
+    counts = np.asarray(counts)
+    classes = CocoaReward(reward_values=tuple(mdp.reward_values)).objects.reward_class(trajectory.rewards)
+    later = np.asarray(later_sums(jnp.ones_like(trajectory.rewards), classes, num_objects, trajectory.mask))
+    states, actions = np.asarray(trajectory.state_index), np.asarray(trajectory.actions)
+    steps = np.broadcast_to(np.arange(LENGTH), states.shape)
+    cell = ((steps * mdp.num_states + states) * mdp.num_actions + actions).reshape(-1)
+    size = LENGTH * mdp.num_states * mdp.num_actions
+    visits = np.bincount(cell, minlength=size)
+    sums = np.zeros((size, num_objects))
+    squares = np.zeros_like(sums)
+    np.add.at(sums, cell, later.reshape(-1, num_objects))
+    np.add.at(squares, cell, later.reshape(-1, num_objects) ** 2)
+    tested = visits >= 500
+    n = visits[tested][:, None]
+    mean = sums[tested] / n
+    std = np.sqrt(np.maximum(squares[tested] / n - mean ** 2, 0) * n / (n - 1))
+    target = counts.reshape(size, num_objects)[tested]
+    varies = std > 1e-9
+    z = (mean[varies] - target[varies]) / (std[varies] / np.sqrt(np.broadcast_to(n, mean.shape)[varies]))
+    assert z.size >= 40 and np.abs(z).max() < Z_BOUND, f"max |z| = {np.abs(z).max():.2f}"
+    np.testing.assert_allclose(mean[~varies], target[~varies], atol=1e-9)
+
+    # w = P(u later | s, a) / P(u later | s): the same ratio of empirical counts, per (t, s).
+    state_cell = (steps * mdp.num_states + states).reshape(-1)
+    state_visits = np.bincount(state_cell, minlength=LENGTH * mdp.num_states)
+    state_sums = np.zeros((LENGTH * mdp.num_states, num_objects))
+    np.add.at(state_sums, state_cell, later.reshape(-1, num_objects))
+    empirical_marginal = state_sums / np.maximum(state_visits, 1)[:, None]
+    empirical_marginal = np.repeat(empirical_marginal, mdp.num_actions, axis=0)[tested]
+    ratio = np.where(empirical_marginal > 0.2, mean / np.maximum(empirical_marginal, 1e-12), np.nan)
+    exact = coefficients.reshape(size, num_objects)[tested]
+    compared = ~np.isnan(ratio)
+    assert compared.sum() >= 30
+    np.testing.assert_allclose(ratio[compared], exact[compared], rtol=0.1)
+
+
+def test_regrouped_credit_and_loss_equal_the_all_pairs_form(setting):
+    """Grouping later steps by reward class gives exactly the O(B T^2) sum over pairs (issue 3 hint)."""
+    estimator, params = learned(CocoaReward, setting)
+    trajectory = jax.tree.map(lambda x: x[:64], setting["trajectory"])
+    log_w, log_p = estimator._class_log_coefficients(params, trajectory)  # (B, T, U, A)
+    classes = estimator.objects.classes(trajectory)  # (B, T)
+    # All pairs: the coefficient of the class seen at k, for every (t, k).
+    pick = lambda table: jnp.take_along_axis(table, classes[:, None, :, None], axis=2)  # (B, T, T, A)
+    pairwise = cocoa_estimators.pairwise_credit(trajectory.rewards, trajectory.actions, trajectory.policy_probs,
+                                                jnp.exp(pick(log_w)), trajectory.mask)
+    regrouped = estimator.credit(params, trajectory)
+    np.testing.assert_allclose(regrouped, pairwise, rtol=1e-5, atol=1e-5)
+    assert float(jnp.abs(regrouped).max()) > 0.1
+
+    nonzero = trajectory.mask * (trajectory.rewards != 0)
+    pair_weights = later_pairs(trajectory.mask) * nonzero[:, None, :]
+    all_pairs_loss = cocoa_estimators.hindsight_loss(pick(log_p), trajectory.actions, pair_weights)
+    np.testing.assert_allclose(estimator.model_loss(params, trajectory), all_pairs_loss, rtol=1e-5)
+    grads = jax.grad(estimator.model_loss)(params, trajectory)
+    pair_grads = jax.grad(lambda p: cocoa_estimators.hindsight_loss(
+        pick(estimator._class_log_coefficients(p, trajectory)[1]), trajectory.actions, pair_weights))(params)
+    for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(pair_grads)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_hindsight_loss_minimiser_matches_exact_coefficients():
+    """Trained on rollouts of a fixed policy, the hindsight model's w approaches the oracle's."""
+    env = envs.make("LinearKeyToDoor-v0", length=6, layout_seed=3)
+    mdp = env.tabular_mdp()
+    logits = jnp.asarray(np.random.default_rng(1).normal(size=(mdp.num_states, 4)), jnp.float32)
+    policy_fn = tabular_policy(mdp, 0.2)
+    estimator = CocoaReward(reward_values=tuple(mdp.reward_values), model_hidden_sizes=(64,))
+    params = estimator.init_model(jax.random.PRNGKey(0), env.observation_shape, 4)
+    optimizer = optax.adam(3e-3)
+
+    @jax.jit
+    def train(params):
+        def step(carry, key):
+            params, opt_state = carry
+            trajectory = rollout(env, policy_fn, logits, key, batch_size=256, horizon=6)
+            grads = jax.grad(estimator.model_loss)(params, trajectory)
+            updates, opt_state = optimizer.update(grads, opt_state)
+            return (optax.apply_updates(params, updates), opt_state), None
+
+        keys = jax.random.split(jax.random.PRNGKey(1), 1500)
+        return jax.lax.scan(step, (params, optimizer.init(params)), keys)[0][0]
+
+    initial_params, params = params, train(params)
+    policy_table = policy_fn(logits, jnp.asarray(mdp.observations, jnp.float32))
+    hindsight_map, num_objects = oracle.hindsight_map(mdp, "reward")
+    exact = np.asarray(oracle.contribution_coefficients(mdp, policy_table, hindsight_map, num_objects))
+    counts, _ = oracle.later_occurrences(mdp, policy_table, hindsight_map, num_objects)
+    occupancy = np.asarray(oracle.occupancy(mdp, policy_table))  # (H, S)
+    network = estimator._network(4)
+
+    def coefficients(params):  # (S, A, U)
+        log_w, _ = network.log_coefficients(params, jnp.asarray(mdp.observations)[:, None, :],
+                                            estimator.objects.features()[None], policy_table[:, None, :])
+        return np.swapaxes(np.exp(np.asarray(log_w)), -1, -2)
+
+    # Compare where the pair is frequent: state visited, u occurs later, u pays a non-zero reward.
+    marginal = np.einsum("sa,tsau->tsu", np.asarray(policy_table), np.asarray(counts))
+    rewarding = np.asarray(mdp.reward_values) != 0
+    frequent = (occupancy[:, :, None] * marginal > 0.02) & rewarding[None, None, :]
+    t, s, u = np.nonzero(frequent)
+    assert t.size >= 10
+    error = np.abs(coefficients(params)[s, :, u] - exact[t, s, :, u])
+    assert error.max() < 0.2 and error.mean() < 0.05, (error.max(), error.mean())
+    untrained = np.abs(coefficients(initial_params)[s, :, u] - exact[t, s, :, u])
+    assert untrained.max() > 1.0  # the check would catch a model that did not learn w
+
+
+def test_registry_and_options():
+    env = envs.make("LinearKeyToDoor-v0", length=7)
+    agent = agents.make_for_env("cocoa-reward", env)
+    np.testing.assert_allclose(agent.estimator.objects.reward_values, env.tabular_mdp().reward_values)
+    assert agents.make_for_env("hca-state-gt", env).name == "hca-state-gt"
+    with pytest.raises(ValueError, match="cocoa-reward needs reward_values"):
+        agents.make("cocoa-reward", num_actions=4)
+    with pytest.raises(ValueError, match="groups must be a positive integer; got 0"):
+        agents.make("cocoa-reward", num_actions=4, reward_values=(0.0, 1.0), groups=0)
+    wrong = agents.make("cocoa-reward", num_actions=4, reward_values=(0.0, 1.0))
+    with pytest.raises(ValueError, match="differ from the MDP's reward support"):
+        wrong.estimator.expected_credit(wrong.init(jax.random.PRNGKey(0), env.observation_shape).model_params,
+                                        env.tabular_mdp(), jnp.full((env.tabular_mdp().num_states, 4), 0.25))
