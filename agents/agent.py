@@ -128,7 +128,7 @@ class Agent:
             model_loss, model_grads = jax.value_and_grad(self.estimator.model_loss)(state.model_params, trajectory)
             updates, model_opt_state = self.model_optimizer.update(
                 model_grads, state.model_opt_state, state.model_params)
-            model_params = optax.apply_updates(state.model_params, updates)
+            model_params = self.estimator.after_update(optax.apply_updates(state.model_params, updates))
 
         metrics = {"surrogate": surrogate, "entropy": bonus, "model_loss": model_loss,
                    "policy_grad_norm": optax.tree.norm(policy_grads)}

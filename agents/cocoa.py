@@ -29,8 +29,8 @@ import jax.numpy as jnp
 
 from cocoa import oracle
 from cocoa.agents.estimator import Estimator, lookup
-from cocoa.agents.hindsight import (DiscreteObjects, HindsightNetwork, HindsightObjects, RewardObjects,
-                                    StateIndexObjects, StateObjects, later_pairs, later_sums)
+from cocoa.agents.hindsight import (DiscreteObjects, FeatureObjects, HindsightNetwork, HindsightObjects,
+                                    RewardObjects, StateIndexObjects, StateObjects, later_pairs, later_sums)
 from cocoa.agents.reinforce import score_credit
 
 
@@ -112,19 +112,29 @@ class _HindsightEstimator(Estimator):
             self._exact_objects = (objects if isinstance(objects, DiscreteObjects)
                                    else StateIndexObjects(mdp.num_states))
 
+    # --- hooks for objects that depend on learned parameters (COCOA-feature) -------------------
+    def _hindsight_params(self, model_params):
+        return model_params
+
+    def _classes(self, model_params, trajectory):
+        return self.objects.classes(trajectory)
+
+    def _object_map(self, model_params, mdp):
+        return self.objects.oracle_map(mdp)
+
     # --- the learned model ------------------------------------------------------------------
     def _network(self, num_actions):
         return HindsightNetwork(num_actions, self.model_hidden_sizes)
 
     def init_model(self, key, observation_shape, num_actions):
-        object_size = (self.objects.num_objects if isinstance(self.objects, DiscreteObjects)
+        object_size = (self.objects.features().shape[-1] if isinstance(self.objects, DiscreteObjects)
                        else observation_shape[-1])
         return self._network(num_actions).init(key, observation_shape, object_size)
 
     def _class_log_coefficients(self, model_params, trajectory):
         """log w and log p for every discrete class: (B, T, U, A) each."""
         network = self._network(trajectory.num_actions)
-        return network.log_coefficients(model_params, trajectory.observations[:, :, None, :],
+        return network.log_coefficients(self._hindsight_params(model_params), trajectory.observations[:, :, None, :],
                                         self.objects.features()[None, None], trajectory.policy_probs[:, :, None, :])
 
     def _pair_log_coefficients(self, model_params, trajectory):
@@ -139,7 +149,7 @@ class _HindsightEstimator(Estimator):
         counted = mask * (trajectory.rewards != 0) if self.objects.only_rewarding else mask
         if isinstance(self.objects, DiscreteObjects):
             _, log_probs = self._class_log_coefficients(model_params, trajectory)
-            weights = later_sums(jnp.ones_like(trajectory.rewards), self.objects.classes(trajectory),
+            weights = later_sums(jnp.ones_like(trajectory.rewards), self._classes(model_params, trajectory),
                                  self.objects.num_objects, counted)
         else:
             _, log_probs = self._pair_log_coefficients(model_params, trajectory)
@@ -157,19 +167,19 @@ class _HindsightEstimator(Estimator):
                                          trajectory.mask)
         if self.exact:
             coefficients = lookup(model_params["coefficients"], trajectory.state_index).astype(rewards.dtype)
-            objects = self._exact_objects
+            classes, num_objects = self._exact_objects.classes(trajectory), self._exact_objects.num_objects
         elif isinstance(self.objects, DiscreteObjects):
             log_coefficients, _ = self._class_log_coefficients(model_params, trajectory)
             coefficients = jnp.swapaxes(jnp.exp(log_coefficients), -1, -2)  # (B, T, A, U)
-            objects = self.objects
+            classes, num_objects = self._classes(model_params, trajectory), self.objects.num_objects
         else:
             log_coefficients, _ = self._pair_log_coefficients(model_params, trajectory)
             return pairwise_credit(rewards, actions, probs, jnp.exp(log_coefficients), mask)
-        later_rewards = later_sums(rewards, objects.classes(trajectory), objects.num_objects, mask)
+        later_rewards = later_sums(rewards, classes, num_objects, mask)
         return credit(rewards, actions, probs, coefficients, later_rewards, mask)
 
     def expected_credit(self, model_params, mdp, policy_probs):
-        hindsight_map, num_objects = self.objects.oracle_map(mdp)
+        hindsight_map, num_objects = self._object_map(model_params, mdp)
         if self.exact:
             coefficients = model_params["coefficients"]
         else:
@@ -177,8 +187,8 @@ class _HindsightEstimator(Estimator):
             observations = jnp.asarray(mdp.observations, jnp.float32)
             probs = jnp.asarray(policy_probs, jnp.float32)[:, None, :]
             objects = (self.objects.features() if isinstance(self.objects, DiscreteObjects) else observations)
-            log_coefficients, _ = network.log_coefficients(model_params, observations[:, None, :],
-                                                           objects[None], probs)
+            log_coefficients, _ = network.log_coefficients(self._hindsight_params(model_params),
+                                                           observations[:, None, :], objects[None], probs)
             coefficients = jnp.swapaxes(jnp.exp(log_coefficients), -1, -2)  # (S, A, U)
         return expected_credit(mdp, policy_probs, coefficients, hindsight_map, num_objects)
 
@@ -205,3 +215,62 @@ class HcaState(_HindsightEstimator):
 
     def __init__(self, model_hidden_sizes: Sequence[int] = (256,), *, mdp=None):
         super().__init__(StateObjects(), model_hidden_sizes, mdp)
+
+
+class CocoaFeature(_HindsightEstimator):
+    """COCOA-feature: hindsight object = learned binary reward features phi(S_k, A_k) (COCOA paper §4).
+
+    The features are a per-action non-negative linear map of the observation, binarised by a
+    straight-through threshold, trained to regress the reward with a linear readout and an L1
+    shrinkage on the active bits; they train for ``feature_burn_in`` updates, then freeze, so the
+    hindsight model learns coefficients for a fixed set of objects. Only ``2 ** num_features``
+    classes exist, so credit and loss use the regrouped O(B T U) form. There is no ground-truth
+    variant: the objects themselves are learned.
+    """
+
+    name = "cocoa-feature"
+    has_exact_variant = False
+
+    def __init__(self, num_features: int = 4, feature_burn_in: int = 500, feature_shrinkage: float = 1e-3,
+                 model_hidden_sizes: Sequence[int] = (256,), *, mdp=None):
+        if not isinstance(num_features, int) or not 1 <= num_features <= 12:
+            raise ValueError(f"num_features must be an integer in [1, 12] (2**num_features classes); "
+                             f"got {num_features!r}")
+        if not isinstance(feature_burn_in, int) or feature_burn_in < 0:
+            raise ValueError(f"feature_burn_in must be a non-negative integer; got {feature_burn_in!r}")
+        if feature_shrinkage < 0:
+            raise ValueError(f"feature_shrinkage must be >= 0; got {feature_shrinkage!r}")
+        self.feature_burn_in = feature_burn_in
+        self.feature_shrinkage = float(feature_shrinkage)
+        super().__init__(FeatureObjects(num_features), model_hidden_sizes, mdp)
+
+    def init_model(self, key, observation_shape, num_actions):
+        hindsight_key, feature_key = jax.random.split(key)
+        return {"hindsight": super().init_model(hindsight_key, observation_shape, num_actions),
+                "features": self.objects.init(feature_key, observation_shape, num_actions),
+                "updates": jnp.zeros((), jnp.float32)}
+
+    def _hindsight_params(self, model_params):
+        return model_params["hindsight"]
+
+    def _classes(self, model_params, trajectory):
+        bits = self.objects.bits(model_params["features"], trajectory.observations, trajectory.actions)
+        return self.objects.code(jax.lax.stop_gradient(bits))
+
+    def _object_map(self, model_params, mdp):
+        num_states, num_actions = mdp.num_states, mdp.num_actions
+        observations = jnp.broadcast_to(jnp.asarray(mdp.observations, jnp.float32)[:, None],
+                                        (num_states, num_actions, *mdp.observations.shape[1:]))
+        actions = jnp.broadcast_to(jnp.arange(num_actions), (num_states, num_actions))
+        classes = self.objects.code(self.objects.bits(model_params["features"], observations, actions))
+        return jnp.broadcast_to(classes[..., None], (num_states, num_actions, mdp.num_reward_values)), \
+            self.objects.num_objects
+
+    def model_loss(self, model_params, trajectory):
+        hindsight = super().model_loss(model_params, trajectory)
+        training_features = (model_params["updates"] < self.feature_burn_in).astype(jnp.float32)
+        return hindsight + training_features * self.objects.loss(
+            model_params["features"], trajectory, self.feature_shrinkage)
+
+    def after_update(self, model_params):
+        return dict(model_params, updates=model_params["updates"] + 1.0)

@@ -57,6 +57,10 @@ class Estimator(abc.ABC):
         del model_params, trajectory
         return jnp.zeros(())
 
+    def after_update(self, model_params) -> Any:
+        """Called with the model parameters after each optimiser step (e.g. to count updates)."""
+        return model_params
+
     @abc.abstractmethod
     def credit(self, model_params, trajectory: Trajectory) -> jax.Array:
         """(B, T, A) credit matrix of each trajectory; 0 on padding steps."""

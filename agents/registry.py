@@ -7,8 +7,12 @@ import inspect
 
 from cocoa.agents.advantage import Advantage
 from cocoa.agents.agent import Agent, AgentConfig
+from cocoa.agents.cocoa import CocoaFeature, CocoaReward, HcaState
+from cocoa.agents.hca_return import HcaReturn
 from cocoa.agents.estimator import Estimator
+from cocoa.agents.q_critic import QCritic
 from cocoa.agents.reinforce import Reinforce
+from cocoa.agents.trajcv import TrajCV
 
 _ESTIMATORS: dict[str, type[Estimator]] = {}
 
@@ -107,9 +111,19 @@ def make(name: str, *, num_actions: int, mdp=None, **config) -> Agent:
 
 register(Reinforce)
 register(Advantage)
+register(QCritic)
+register(TrajCV)
 
 
 def make_for_env(name: str, env, **config) -> Agent:
     """``make`` with the number of actions (and, for ``-gt`` variants, the exact MDP) taken from ``env``."""
     mdp = env.tabular_mdp() if is_exact(name) else None
+    if "reward_values" in estimator_parameters(name) and "reward_values" not in config and env.is_tabular:
+        config["reward_values"] = tuple(float(v) for v in (mdp or env.tabular_mdp()).reward_values)
     return make(name, num_actions=env.num_actions, mdp=mdp, **config)
+
+
+register(CocoaReward)
+register(HcaState)
+register(HcaReturn)
+register(CocoaFeature)

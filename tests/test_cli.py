@@ -32,7 +32,7 @@ def test_train_writes_metrics_and_summary(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["train", "--lenght", "7"], "unknown option --lenght for LinearKeyToDoor-v0; its parameters are: --length"),
     (["train", "--length", "seven"], "--length expects a int; got 'seven'"),
-    (["train", "--agent", "nope"], "unknown agent 'nope'; known agents: advantage, advantage-gt, cocoa-reward"),
+    (["train", "--agent", "nope"], "unknown agent 'nope'; known agents: advantage, advantage-gt, cocoa-feature, cocoa-reward,"),
     (["train", "--env", "Nope-v0"], "unknown environment 'Nope-v0'; known environments: LinearKeyToDoor-v0"),
     (["train", "--updates", "0"], "updates must be a positive integer; got 0"),
     (["train", "--length", "2"], "length must be an integer >= 3"),

@@ -10,7 +10,8 @@ import pytest
 from cocoa import agents, envs, oracle
 from cocoa.agents import cocoa as cocoa_estimators
 from cocoa.agents import tabular_policy
-from cocoa.agents.cocoa import CocoaReward, HcaState
+from cocoa.agents.cocoa import CocoaFeature, CocoaReward, HcaState
+from cocoa.agents.hca_return import HcaReturn
 from cocoa.agents.hindsight import later_pairs, later_sums
 from cocoa.rollout import rollout
 from test_estimators import EPSILON, LENGTH, NUM_EPISODES, Z_BOUND, credit_z_scores, gradient_z_scores
@@ -222,3 +223,113 @@ def test_registry_and_options():
     with pytest.raises(ValueError, match="differ from the MDP's reward support"):
         wrong.estimator.expected_credit(wrong.init(jax.random.PRNGKey(0), env.observation_shape).model_params,
                                         env.tabular_mdp(), jnp.full((env.tabular_mdp().num_states, 4), 0.25))
+
+
+# --- HCA-return ---------------------------------------------------------------------------------
+
+def test_hca_return_ground_truth_matches_its_exact_gradient_and_is_biased(setting):
+    """With the exact h, the Monte-Carlo gradient matches the oracle's expected gradient of its credit,
+    which differs from the true gradient in key-to-door (returns' supports differ between actions)."""
+    mdp = setting["mdp"]
+    estimator = HcaReturn(mdp=mdp)
+    with jax.enable_x64(True):
+        probs = jnp.asarray(setting["probs64"])
+        expected_credit = estimator.expected_credit(estimator.exact_model(probs), mdp, probs)
+        exact_gradient = np.asarray(oracle.estimator_gradient(
+            mdp, setting["logits"].astype(np.float64), expected_credit, epsilon=EPSILON))
+    own = dict(setting, true_gradient=exact_gradient)
+    z, constant_mean, constant_target, varying = gradient_z_scores(estimator, exact_params(estimator, setting), own)
+    assert varying >= 30
+    assert np.abs(z).max() < Z_BOUND, f"max |z| = {np.abs(z).max():.2f}"
+    np.testing.assert_allclose(constant_mean, constant_target, atol=1e-4)
+    bias = np.linalg.norm(exact_gradient - setting["true_gradient"]) / np.linalg.norm(setting["true_gradient"])
+    assert bias > 0.05
+    z, _, _, _ = gradient_z_scores(estimator, exact_params(estimator, setting), setting)
+    assert np.abs(z).max() > Z_BOUND  # and sampling sees that bias
+
+
+def test_hca_return_expected_credit_matches_monte_carlo(setting):
+    estimator = HcaReturn(model_hidden_sizes=(32,))
+    params = estimator.init_model(jax.random.PRNGKey(7), setting["env"].observation_shape, 4)
+    z, constant_mean, constant_target, cells = credit_z_scores(estimator, params, setting)
+    assert cells >= 8 and z.size >= 20
+    assert np.abs(z).max() < Z_BOUND, f"max |z| = {np.abs(z).max():.2f}"
+    np.testing.assert_allclose(constant_mean, constant_target, atol=1e-4)
+    # A random classifier is biased, and the gradient check sees it.
+    z, _, _, _ = gradient_z_scores(estimator, params, setting)
+    assert np.abs(z).max() > Z_BOUND
+
+
+def test_hca_return_exact_expected_credit_formula(setting):
+    """E[C_t(a) | s] = Q_t(s, a) - sum over returns a can reach of P(g | s) g; = Q - V on a common support."""
+    mdp = setting["mdp"]
+    estimator = HcaReturn(mdp=mdp)
+    with jax.enable_x64(True):
+        probs = jnp.asarray(setting["probs64"])
+        expected = np.asarray(estimator.expected_credit(estimator.exact_model(probs), mdp, probs))
+        laws, atoms = oracle.return_distribution(mdp, probs)
+        q, v = oracle.q_and_state_values(mdp, probs)
+    laws, atoms = np.asarray(laws), np.asarray(atoms)
+    marginal = np.einsum("sa,tsam->tsm", np.asarray(probs), laws)
+    reachable = laws > 0
+    formula = np.asarray(q) - np.einsum("tsam,tsm,m->tsa", reachable, marginal, atoms)
+    np.testing.assert_allclose(expected, formula, atol=1e-9)
+    common = reachable.all(axis=2) | ~reachable.any(axis=2)  # (t, s, m) where all actions agree
+    same_support = common.all(axis=-1)
+    assert same_support.any() and (~same_support).any()
+    np.testing.assert_allclose(expected[same_support], (np.asarray(q) - np.asarray(v)[..., None])[same_support],
+                               atol=1e-9)
+
+
+# --- COCOA-feature ------------------------------------------------------------------------------
+
+def test_cocoa_feature_expected_credit_matches_monte_carlo(setting):
+    estimator = CocoaFeature(num_features=3, model_hidden_sizes=(32,))
+    params = estimator.init_model(jax.random.PRNGKey(11), setting["env"].observation_shape, 4)
+    params = dict(params, hindsight=jax.tree.map(lambda x: 3.0 * x, params["hindsight"]),
+                  features=dict(params["features"], bias=params["features"]["bias"] + 0.35))
+    classes = np.asarray(estimator._classes(params, setting["trajectory"]))
+    assert len(np.unique(classes)) >= 3  # the random features really split the steps into classes
+    z, constant_mean, constant_target, cells = credit_z_scores(estimator, params, setting)
+    assert cells >= 8 and z.size >= 20
+    assert np.abs(z).max() < Z_BOUND, f"max |z| = {np.abs(z).max():.2f}"
+    np.testing.assert_allclose(constant_mean, constant_target, atol=1e-4)
+
+
+def test_cocoa_feature_learns_reward_features_then_freezes_them():
+    env = envs.make("LinearKeyToDoor-v0", length=9)
+    agent = agents.make_for_env("cocoa-feature", env, feature_burn_in=300)
+    from cocoa.train import TrainConfig, train
+
+    result = train(env, agent, TrainConfig(updates=400, eval_interval=200), progress=False)
+    params = jax.tree.map(lambda x: x[0], result.final_state.model_params)
+    assert float(params["updates"]) == 400
+    mdp = env.tabular_mdp()
+    bits = agent.estimator.objects.bits(params["features"], jnp.asarray(mdp.observations)[:, None],
+                                        jnp.arange(4)[None])
+    classes = np.asarray(agent.estimator.objects.code(bits))  # (S, A)
+    rewards = np.asarray(mdp.expected_rewards())
+    policy_params = jax.tree.map(lambda x: x[0], result.final_state.policy_params)
+    probs = agent.behaviour_probs(policy_params, jnp.asarray(mdp.observations))
+    visits = np.asarray(oracle.occupancy(mdp, probs)).sum(0)[:, None] * np.asarray(probs)
+    frequent = (visits > 0.01) & ~np.asarray(mdp.terminal)[:, None]
+    # The features separate the rewarding from the non-rewarding state-actions the agent meets.
+    rewarding, plain = classes[frequent & (rewards > 0)], classes[frequent & (rewards == 0)]
+    assert rewarding.size >= 3 and plain.size >= 3
+    assert not set(rewarding.tolist()) & set(plain.tolist())
+
+    # Frozen after the burn-in: the feature loss no longer reaches the feature parameters.
+    trajectory = rollout(env, agent.behaviour_probs, policy_params, jax.random.PRNGKey(0), batch_size=8, horizon=9)
+    grads = jax.grad(agent.estimator.model_loss)(params, trajectory)
+    assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(grads["features"]))
+    early = dict(params, updates=jnp.zeros(()))
+    grads = jax.grad(agent.estimator.model_loss)(early, trajectory)
+    assert any(float(jnp.abs(g).max()) > 0.0 for g in jax.tree.leaves(grads["features"]))
+
+
+def test_cocoa_feature_options():
+    with pytest.raises(ValueError, match=r"num_features must be an integer in \[1, 12\]"):
+        CocoaFeature(num_features=0)
+    with pytest.raises(ValueError, match="has no ground-truth variant"):
+        CocoaFeature(mdp=envs.make("LinearKeyToDoor-v0", length=5).tabular_mdp())
+    assert "cocoa-feature-gt" not in agents.names()
