@@ -17,11 +17,14 @@ epsilon-mixing ``pi = (1 - eps) softmax(logits) + eps / A`` (ALGORITHMS.md §1),
 
 from __future__ import annotations
 
+import fractions
 import functools
+import math
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from cocoa.types import TabularMDP
 
@@ -260,3 +263,63 @@ def hindsight_map(mdp: TabularMDP, kind: str):
     if kind == "state":
         return jnp.broadcast_to(jnp.arange(mdp.num_states)[:, None, None], shape), mdp.num_states
     raise ValueError(f"unknown hindsight object kind {kind!r}; expected 'reward' or 'state'")
+
+
+def return_lattice(mdp: TabularMDP, max_atoms: int = 4096, max_denominator: int = 1000):
+    """The lattice of values G_t = sum_{k>=t} R_k can take: (atoms (M,), spacing).
+
+    Every reward value must be an integer multiple of a common spacing (found from their rational
+    ratios); returns over at most H steps then lie on M evenly spaced atoms.
+    """
+    values = np.asarray(mdp.reward_values, dtype=float)
+    nonzero = np.abs(values[np.abs(values) > 1e-12])
+    if nonzero.size == 0:
+        return np.zeros(1), 1.0
+    unit = nonzero.min()
+    ratios = [fractions.Fraction(v / unit).limit_denominator(max_denominator) for v in nonzero]
+    if any(abs(float(r) - v / unit) > 1e-6 * max(1.0, v / unit) for r, v in zip(ratios, nonzero)):
+        raise ValueError(f"reward values {values.tolist()} are not multiples of a common spacing; "
+                         "the return distribution needs a lattice")
+    spacing = unit / math.lcm(*(r.denominator for r in ratios))
+    low = mdp.horizon * min(0.0, values.min())
+    high = mdp.horizon * max(0.0, values.max())
+    count = int(round((high - low) / spacing)) + 1
+    if count > max_atoms:
+        raise ValueError(f"the return lattice needs {count} atoms (spacing {spacing:g} over [{low:g}, {high:g}]); "
+                         f"the limit is max_atoms={max_atoms}")
+    return low + spacing * np.arange(count), spacing
+
+
+def return_distribution(mdp: TabularMDP, policy_probs, max_atoms: int = 4096):
+    """Exact law of the return-to-go: P(G_t = g_m | S_t = s, A_t = a), (H, S, A, M), and the atoms (M,).
+
+    G_t = sum_{k>=t} R_k, by a backward recursion over distributions on the lattice of
+    ``return_lattice`` (each reward value shifts the distribution by a whole number of atoms).
+    """
+    _check_mdp(mdp)
+    _check_policy(mdp, policy_probs)
+    atoms, spacing = return_lattice(mdp, max_atoms)
+    offset = int(round(-atoms[0] / spacing))  # index of the atom G = 0
+    shifts = tuple(int(round(v / spacing)) for v in np.asarray(mdp.reward_values, dtype=float))
+    return _return_distribution(mdp, policy_probs, len(atoms), offset, shifts), jnp.asarray(atoms, jnp.result_type(float))
+
+
+@functools.partial(jax.jit, static_argnames=("num_atoms", "offset", "shifts"))
+def _return_distribution(mdp, policy_probs, num_atoms, offset, shifts):
+    policy_probs = _float(policy_probs)
+    reward_probs = _float(mdp.reward_probs)
+    successor_probs = _float(mdp.successor_probs)
+
+    def shift(distribution, atoms):  # G + r: move mass up by `atoms` places (never past the lattice)
+        if atoms >= 0:
+            return jnp.pad(distribution, [(0, 0)] * (distribution.ndim - 1) + [(atoms, 0)])[..., :num_atoms]
+        return jnp.pad(distribution, [(0, 0)] * (distribution.ndim - 1) + [(0, -atoms)])[..., -atoms:]
+
+    def step(from_next, _):  # from_next (S, M): law of G_{t+1} given S_{t+1}
+        after = jnp.einsum("san,sanm->sam", successor_probs, from_next[mdp.successors])
+        here = sum(reward_probs[:, :, k, None] * shift(after, atoms) for k, atoms in enumerate(shifts))
+        return jnp.einsum("sa,sam->sm", policy_probs, here), here
+
+    zero_return = jnp.zeros((mdp.num_states, num_atoms), reward_probs.dtype).at[:, offset].set(1.0)
+    _, laws = jax.lax.scan(step, zero_return, None, length=mdp.horizon, reverse=True)
+    return laws
