@@ -1,4 +1,4 @@
-"""The ``cocoa`` command: ``cocoa train``, ``cocoa bench`` and ``cocoa list``.
+"""The ``cocoa`` command: ``cocoa train``, ``cocoa bench``, ``cocoa gradients`` and ``cocoa list``.
 
 Environment parameters are passed as options named after them, e.g. ``--length 43`` for
 key-to-door (``cocoa list`` shows every environment's parameters and defaults).
@@ -123,6 +123,67 @@ def _bench(args, extra) -> int:
     return 0
 
 
+_GRADIENTS_EXAMPLE = ("cocoa gradients --env LinearKeyToDoor-v0 --length 6 --agents reinforce,advantage,"
+                      "advantage-gt --policy init --model-updates 500 --out results/gradients-L6")
+
+
+def _add_gradients_parser(commands):
+    parser = commands.add_parser(
+        "gradients", help="bias, variance and SNR of agents' gradient estimators against the exact gradient",
+        description="Measure each agent's policy-gradient estimator at one shared policy against the oracle's "
+                    "exact gradient (docs/gradients.md) and write OUT/report.md, OUT/gradients.png and "
+                    f"OUT/gradients.json.\nExample: {_GRADIENTS_EXAMPLE}\n"
+                    "Environment parameters go as options named after them (e.g. --length 6).",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="LinearKeyToDoor-v0", help="a tabular environment (see `cocoa list`)")
+    parser.add_argument("--agents", default="reinforce,advantage,advantage-gt",
+                        help="comma-separated agent names (see `cocoa list`)")
+    parser.add_argument("--policy", default="init",
+                        help="'init' (the initial MLP policy) or 'trained:N' (after N REINFORCE updates)")
+    parser.add_argument("--samples", type=int, default=1000,
+                        help="trajectories sampled when there are too many to enumerate (default 1000)")
+    parser.add_argument("--max-enumerated", type=int, default=20_000,
+                        help="enumerate every trajectory (exact variance) up to this many (default 20000)")
+    parser.add_argument("--no-enumeration", action="store_true", help="always sample, never enumerate")
+    parser.add_argument("--model-updates", type=int, default=200,
+                        help="model training steps of each agent at the policy (default 200)")
+    parser.add_argument("--model-batch", type=int, default=8, help="episodes per model step (default 8)")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="episodes per gradient estimate: divides the variance (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the policy, samples and models (default 0)")
+    parser.add_argument("--first-step-only", action="store_true",
+                        help="keep only the t = 0 term of every gradient (the COCOA paper's key-to-door figures)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _gradients(args, extra) -> int:
+    from cocoa import envs, gradients
+
+    env_params = parse_env_params(args.env, extra)
+    env = envs.make(args.env, **env_params)
+    names = [name.strip() for name in args.agents.split(",") if name.strip()]
+    records = gradients.analyse(
+        env, names, env_params=env_params, policy=args.policy, samples=args.samples,
+        model_updates=args.model_updates, model_batch_size=args.model_batch, seed=args.seed,
+        first_step_only=args.first_step_only, exact_if_possible=not args.no_enumeration,
+        max_enumerated=args.max_enumerated, batch_size=args.batch, progress=not args.no_progress)
+    report = gradients.write_report(records, args.out, command=_gradients_command(args, extra))
+    print(gradients.markdown_tables(records))
+    print(f"wrote {report}, {Path(args.out) / gradients.PLOT_FILE} and {Path(args.out) / gradients.RECORDS_FILE}")
+    return 0
+
+
+def _gradients_command(args, extra) -> str:
+    """The command line that reproduces a gradients run (recorded in its report)."""
+    words = ["cocoa gradients", "--env", args.env, *extra, "--agents", args.agents, "--policy", args.policy,
+             "--samples", str(args.samples), "--max-enumerated", str(args.max_enumerated),
+             "--model-updates", str(args.model_updates), "--model-batch", str(args.model_batch),
+             "--batch", str(args.batch), "--seed", str(args.seed)]
+    words += ["--first-step-only"] * args.first_step_only + ["--no-enumeration"] * args.no_enumeration
+    return " ".join([*words, "--out", args.out])
+
+
 def _list(args, extra) -> int:
     from cocoa import agents, envs
     from cocoa.benchmarks import suites
@@ -154,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("suite", nargs="?", default="quick", help="suite name (default: quick; see `cocoa list`)")
     bench.add_argument("--out", help="output folder (default: results/SUITE)")
     bench.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_gradients_parser(commands)
     commands.add_parser("list", help="list environments (with parameters), agents and suites")
     return parser
 
@@ -161,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    handler = {"train": _train, "bench": _bench, "list": _list}[args.command]
+    handler = {"train": _train, "bench": _bench, "gradients": _gradients, "list": _list}[args.command]
     try:
         return handler(args, extra)
     except (CliError, ValueError, TypeError) as error:
