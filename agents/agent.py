@@ -122,14 +122,16 @@ class Agent:
             policy_grads, state.policy_opt_state, state.policy_params)
         policy_params = optax.apply_updates(state.policy_params, updates)
 
-        if self.estimator.exact:
-            model_loss, model_params, model_opt_state = jnp.zeros(()), state.model_params, state.model_opt_state
-        else:
-            model_loss, model_grads = jax.value_and_grad(self.estimator.model_loss)(state.model_params, trajectory)
-            updates, model_opt_state = self.model_optimizer.update(
-                model_grads, state.model_opt_state, state.model_params)
-            model_params = self.estimator.after_update(optax.apply_updates(state.model_params, updates))
-
+        state, model_loss = self.model_update(state, trajectory)
         metrics = {"surrogate": surrogate, "entropy": bonus, "model_loss": model_loss,
                    "policy_grad_norm": optax.tree.norm(policy_grads)}
-        return AgentState(policy_params, policy_opt_state, model_params, model_opt_state), metrics
+        return dataclasses.replace(state, policy_params=policy_params, policy_opt_state=policy_opt_state), metrics
+
+    def model_update(self, state: AgentState, trajectory: Trajectory) -> tuple[AgentState, jax.Array]:
+        """One optimiser step on the estimator's model loss (nothing for exact or model-free estimators)."""
+        if self.estimator.exact:
+            return state, jnp.zeros(())
+        loss, grads = jax.value_and_grad(self.estimator.model_loss)(state.model_params, trajectory)
+        updates, model_opt_state = self.model_optimizer.update(grads, state.model_opt_state, state.model_params)
+        model_params = self.estimator.after_update(optax.apply_updates(state.model_params, updates))
+        return dataclasses.replace(state, model_params=model_params, model_opt_state=model_opt_state), loss

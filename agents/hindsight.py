@@ -41,7 +41,9 @@ class HindsightNetwork:
             hidden = jax.nn.relu(hidden)
             for index, size in enumerate(hidden_sizes[1:]):
                 hidden = jax.nn.relu(hk.Linear(size, name=f"hidden_{index}")(hidden))
-            return hk.Linear(num_actions, name="logits")(hidden)
+            # Zero last layer: w = 1 exactly until the model has learned something, so that an
+            # untrained model adds no spurious credit (a random one can push the policy into a corner).
+            return hk.Linear(num_actions, w_init=hk.initializers.Constant(0.0), name="logits")(hidden)
 
         self.network = hk.without_apply_rng(hk.transform(forward))
 

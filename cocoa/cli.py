@@ -64,6 +64,28 @@ def parse_env_params(env_name: str, extra: list[str]) -> dict:
     return params
 
 
+def parse_agent_options(agent_name: str, items: list[str]) -> dict:
+    """``NAME=VALUE`` items -> the estimator's options, typed like their defaults."""
+    from cocoa import agents
+
+    accepted = agents.estimator_parameters(agent_name)
+    options = {}
+    for item in items:
+        name, separator, value = item.partition("=")
+        if not separator or not value:
+            raise CliError(f"--agent-option expects NAME=VALUE; got {item!r}")
+        if name not in accepted:
+            raise CliError(f"agent {agent_name!r} has no option {name!r}; its options are: "
+                           + (", ".join(f"{k}={v!r}" for k, v in accepted.items()) or "none"))
+        default = accepted[name]
+        if default is None and "," in value:
+            default = ()
+        options[name] = _parse_value(name, value, default)
+        if isinstance(accepted[name], tuple) and all(float(v).is_integer() for v in options[name]):
+            options[name] = tuple(int(v) for v in options[name])  # layer sizes
+    return options
+
+
 def _add_train_parser(commands):
     parser = commands.add_parser(
         "train", help="train an agent on an environment, for several seeds at once",
@@ -83,6 +105,8 @@ def _add_train_parser(commands):
     parser.add_argument("--epsilon", type=float, help="epsilon-mixing of the behaviour policy (default 0.05)")
     parser.add_argument("--entropy", type=float, dest="entropy_coef", help="entropy bonus coefficient")
     parser.add_argument("--max-grad-norm", type=float, help="clip gradients to this global norm")
+    parser.add_argument("--agent-option", action="append", default=[], metavar="NAME=VALUE",
+                        help="an estimator option, e.g. td_lambda=0.9 or groups=4 (repeatable; `cocoa list`)")
     parser.add_argument("--out", required=True, help="output folder for metrics.csv and summary.json")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -97,6 +121,7 @@ def _train(args, extra) -> int:
     agent_config = {k: getattr(args, k) for k in
                     ("learning_rate", "model_learning_rate", "epsilon", "entropy_coef", "max_grad_norm")
                     if getattr(args, k) is not None}
+    agent_config.update(parse_agent_options(args.agent, args.agent_option))
     agent = agents.make_for_env(args.agent, env, **agent_config)
     config = TrainConfig(updates=args.updates, batch_size=args.batch, seeds=args.seeds, seed=args.seed,
                          eval_interval=args.eval_interval, eval_episodes=args.eval_episodes)

@@ -167,26 +167,17 @@ def train_models(agent: Agent, agent_state: AgentState, env: Environment, update
     horizon = horizon or env.max_episode_steps
     if horizon is None:
         raise ValueError(f"{env.name} has no max_episode_steps; pass horizon=")
-    scan = _model_training_fn(agent, env, int(updates), int(batch_size), int(horizon))
-    model_params, model_opt_state, losses = scan(agent_state.policy_params, agent_state.model_params,
-                                                 agent_state.model_opt_state, key)
-    return dataclasses.replace(agent_state, model_params=model_params, model_opt_state=model_opt_state), losses
+    return _model_training_fn(agent, env, int(updates), int(batch_size), int(horizon))(agent_state, key)
 
 
 def _model_training_fn(agent: Agent, env: Environment, updates: int, batch_size: int, horizon: int):
-    def train(policy_params, model_params, model_opt_state, key):
-        def step(carry, step_key):
-            model_params, opt_state = carry
-            trajectory = rollout(env, agent.behaviour_probs, policy_params, step_key, batch_size=batch_size,
+    def train(agent_state, key):
+        def step(state, step_key):
+            trajectory = rollout(env, agent.behaviour_probs, state.policy_params, step_key, batch_size=batch_size,
                                  horizon=horizon)
-            loss, grads = jax.value_and_grad(agent.estimator.model_loss)(model_params, trajectory)
-            steps, opt_state = agent.model_optimizer.update(grads, opt_state, model_params)
-            model_params = agent.estimator.after_update(optax.apply_updates(model_params, steps))
-            return (model_params, opt_state), loss
+            return agent.model_update(state, trajectory)
 
-        (model_params, model_opt_state), losses = jax.lax.scan(
-            step, (model_params, model_opt_state), jax.random.split(key, updates))
-        return model_params, model_opt_state, losses
+        return jax.lax.scan(step, agent_state, jax.random.split(key, updates))
 
     return jax.jit(train)
 

@@ -54,12 +54,19 @@ def test_gradient_check_rejects_wrong_coefficients(setting):
     assert np.abs(z).max() > Z_BOUND, f"max |z| = {np.abs(z).max():.2f}"
 
 
+def randomised(params, seed, scale=0.5):
+    """Every weight redrawn at random: the models start with w = 1 exactly (zero last layer), which
+    would make these checks trivial; random coefficients far from 1 really shape the credit."""
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
+    return jax.tree.unflatten(treedef, [scale * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)])
+
+
 def learned(estimator_class, setting, **options):
     reward_values = {"reward_values": tuple(setting["mdp"].reward_values)} if estimator_class is CocoaReward else {}
     estimator = estimator_class(model_hidden_sizes=(32,), **reward_values, **options)
     params = estimator.init_model(jax.random.PRNGKey(5), setting["env"].observation_shape, 4)
-    # Larger random weights, so that the coefficients are far from 1 and really shape the credit.
-    return estimator, jax.tree.map(lambda x: 3.0 * x, params)
+    return estimator, randomised(params, 5)
 
 
 @pytest.mark.parametrize("estimator_class", [CocoaReward, HcaState])
@@ -250,7 +257,7 @@ def test_hca_return_ground_truth_matches_its_exact_gradient_and_is_biased(settin
 
 def test_hca_return_expected_credit_matches_monte_carlo(setting):
     estimator = HcaReturn(model_hidden_sizes=(32,))
-    params = estimator.init_model(jax.random.PRNGKey(7), setting["env"].observation_shape, 4)
+    params = randomised(estimator.init_model(jax.random.PRNGKey(7), setting["env"].observation_shape, 4), 7)
     z, constant_mean, constant_target, cells = credit_z_scores(estimator, params, setting)
     assert cells >= 8 and z.size >= 20
     assert np.abs(z).max() < Z_BOUND, f"max |z| = {np.abs(z).max():.2f}"
@@ -286,7 +293,7 @@ def test_hca_return_exact_expected_credit_formula(setting):
 def test_cocoa_feature_expected_credit_matches_monte_carlo(setting):
     estimator = CocoaFeature(num_features=3, model_hidden_sizes=(32,))
     params = estimator.init_model(jax.random.PRNGKey(11), setting["env"].observation_shape, 4)
-    params = dict(params, hindsight=jax.tree.map(lambda x: 3.0 * x, params["hindsight"]),
+    params = dict(params, hindsight=randomised(params["hindsight"], 11),
                   features=dict(params["features"], bias=params["features"]["bias"] + 0.35))
     classes = np.asarray(estimator._classes(params, setting["trajectory"]))
     assert len(np.unique(classes)) >= 3  # the random features really split the steps into classes
