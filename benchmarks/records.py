@@ -36,6 +36,11 @@ def csv_text(rows: list[dict], leading_columns=_LEADING_COLUMNS) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_csv(path: str | os.PathLike, rows: list[dict], leading_columns=_LEADING_COLUMNS):
+    """Writes ``rows`` as CSV (atomically)."""
+    _atomic_write(Path(path), csv_text(rows, leading_columns))
+
+
 def _format(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 

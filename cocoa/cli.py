@@ -107,6 +107,11 @@ def _add_train_parser(commands):
     parser.add_argument("--max-grad-norm", type=float, help="clip gradients to this global norm")
     parser.add_argument("--agent-option", action="append", default=[], metavar="NAME=VALUE",
                         help="an estimator option, e.g. td_lambda=0.9 or groups=4 (repeatable; `cocoa list`)")
+    parser.add_argument("--shadow", default="", metavar="A,B,C",
+                        help="shadow estimators: each trains its model on the same batches and is measured "
+                             "against the oracle at every evaluation (writes shadow.csv and shadow.png)")
+    parser.add_argument("--shadow-samples", type=int, default=256,
+                        help="trajectories per shadow measurement (default 256)")
     parser.add_argument("--out", required=True, help="output folder for metrics.csv and summary.json")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -125,10 +130,31 @@ def _train(args, extra) -> int:
     agent = agents.make_for_env(args.agent, env, **agent_config)
     config = TrainConfig(updates=args.updates, batch_size=args.batch, seeds=args.seeds, seed=args.seed,
                          eval_interval=args.eval_interval, eval_episodes=args.eval_episodes)
-    result = train(env, agent, config, progress=not args.no_progress)
+    shadow_names = [name.strip() for name in args.shadow.split(",") if name.strip()]
+    if shadow_names and not env.is_tabular:
+        raise CliError(f"--shadow needs the exact gradient, but {args.env} has no tabular form")
+    if args.shadow_samples < 2:
+        raise CliError(f"--shadow-samples must be at least 2; got {args.shadow_samples}")
+    shared = {k: v for k, v in agent_config.items() if k in agents.agent_parameters()}
+    shadows = [agents.make_for_env(name, env, **shared) for name in shadow_names]
+    shadow_rows: list[dict] = []
+
+    def measure(update, agent_states, shadow_states):
+        from cocoa import gradients
+
+        shadow_rows.extend(gradients.shadow_quality(env, agent, shadows, update, agent_states, shadow_states,
+                                                    samples=args.shadow_samples, seed=args.seed))
+
+    result = train(env, agent, config, progress=not args.no_progress, shadows=shadows, on_shadows=measure)
     run_config = {"env": args.env, "env_params": env_params, "agent": args.agent, "agent_config": agent_config,
                   "train": vars(config)}
     summary = records.save_run(args.out, run_config, result)
+    if shadows:
+        from cocoa import gradients
+
+        records.write_csv(Path(args.out) / "shadow.csv", shadow_rows, ["update", "seed", "agent"])
+        gradients.plot_shadow_curves(shadow_rows, Path(args.out) / "shadow.png")
+        print(f"wrote {Path(args.out) / 'shadow.csv'} and {Path(args.out) / 'shadow.png'}")
     finals = ", ".join(f"{k} {v:.3f}" for k, v in summary["final"].items())
     print(f"final (mean over {args.seeds} seeds): {finals}")
     print(f"{summary['env_steps_per_second']:,.0f} env-steps/s; compile {summary['compile_seconds']:.1f} s; "

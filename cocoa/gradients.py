@@ -436,3 +436,62 @@ def write_report(records: list[dict], out_dir: str | Path, *, command: str | Non
     report = out_dir / REPORT_FILE
     report.write_text("\n".join(text))
     return report
+
+
+# --- shadow training ------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=16)
+def _sampler(env: Environment, agent: Agent, samples: int, horizon: int):
+    return jax.jit(functools.partial(rollout, env, agent.behaviour_probs, batch_size=samples, horizon=horizon))
+
+
+def shadow_quality(env: Environment, agent: Agent, shadows: Sequence[Agent], update: int, agent_states: AgentState,
+                   shadow_states: tuple, *, samples: int = 256, seed: int = 0) -> list[dict]:
+    """Bias, variance, SNR and cosine of every shadow estimator at the main agent's current policy.
+
+    One record per (seed, shadow): ``samples`` trajectories of the behaviour policy give the
+    per-trajectory estimates; the oracle gives the true gradient and each shadow's exact expected
+    gradient under its current model (``cocoa.metrics.gradient_quality``). States carry a leading
+    seed axis, as ``cocoa.train.train`` passes them to ``on_shadows``.
+    """
+    mdp = env.tabular_mdp()
+    sample = _sampler(env, agent, int(samples), mdp.horizon)
+    records = []
+    for index in range(jax.tree.leaves(agent_states.policy_params)[0].shape[0]):
+        pick = lambda tree: jax.tree.map(lambda x: x[index], tree)
+        policy_params = pick(agent_states.policy_params)
+        reference = AgentState(policy_params, policy_opt_state=None, model_params={}, model_opt_state=None)
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), update), index)
+        trajectories = sample(policy_params, key)
+        g_star = true_gradient(agent, reference, mdp)
+        for shadow, states in zip(shadows, shadow_states):
+            state = dataclasses.replace(pick(states), policy_params=policy_params)
+            gradients = per_trajectory_gradients(shadow, state, trajectories)
+            quality = metrics.gradient_quality(gradients, g_star, expected_gradient(shadow, state, mdp))
+            records.append({"update": update, "seed": index, "agent": shadow.name,
+                            **{k: float(v) for k, v in quality.items()}})
+    return records
+
+
+def plot_shadow_curves(records: list[dict], path: str | Path):
+    """Bias, variance and SNR (dB, mean over seeds) of each shadow estimator against the update."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(r["agent"] for r in records))
+    figure, axes = plt.subplots(1, len(_PLOTTED), figsize=(5 * len(_PLOTTED), 3.8), squeeze=False)
+    for axis, (key, title) in zip(axes[0], _PLOTTED):
+        for name in names:
+            updates = sorted({r["update"] for r in records if r["agent"] == name})
+            means = [np.mean([np.clip(r[key], -150, None) for r in records
+                              if r["agent"] == name and r["update"] == u]) for u in updates]
+            axis.plot(updates, means, marker="o", markersize=3, label=name)
+        axis.set_xlabel("update")
+        axis.set_title(f"{title} (dB)")
+        axis.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -50,6 +50,7 @@ class TrainResult:
 
     rows: list[dict]
     final_state: AgentState  # leading axis: seed
+    final_shadow_states: tuple  # one AgentState per shadow, leading axis: seed
     compile_seconds: float
     train_seconds: float
     env_steps: int
@@ -82,28 +83,36 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
-def make_segment(env: Environment, agent: Agent, config: TrainConfig, num_updates: int) -> Callable:
-    """(agent_states, keys) -> (agent_states, keys, summary, finite): ``num_updates`` updates per seed."""
+def make_segment(env: Environment, agent: Agent, config: TrainConfig, num_updates: int,
+                 shadows: Sequence[Agent] = ()) -> Callable:
+    """((agent_states, shadow_states), keys) -> (states, keys, summary, finite): ``num_updates`` updates per seed.
+
+    Shadow agents train only their models, on the very batches the main agent collects and learns from.
+    """
     horizon = _horizon(env, config)
 
     def one_update(carry, _):
-        agent_state, key = carry
+        (agent_state, shadow_states), key = carry
         key, rollout_key = jax.random.split(key)
         trajectory = rollout(env, agent.behaviour_probs, agent_state.policy_params, rollout_key,
                              batch_size=config.batch_size, horizon=horizon)
         agent_state, metrics = agent.update(agent_state, trajectory)
+        shadow_states = tuple(shadow.model_update(state, trajectory)[0] for shadow, state in zip(shadows, shadow_states))
         metrics["train_return"] = jnp.mean(episode_returns(trajectory))
         metrics["env_steps"] = jnp.sum(trajectory.mask)
-        return (agent_state, key), metrics
+        return ((agent_state, shadow_states), key), metrics
 
-    def segment(agent_state, key):
-        (agent_state, key), metrics = jax.lax.scan(one_update, (agent_state, key), None, length=num_updates)
+    def segment(states, key):
+        (states, key), metrics = jax.lax.scan(one_update, (states, key), None, length=num_updates)
+        agent_state, shadow_states = states
         finite = {name: _all_finite(value) for name, value in metrics.items()}
         finite["policy_params"] = _all_finite(agent_state.policy_params)
         finite["model_params"] = _all_finite(agent_state.model_params)
+        for shadow, state in zip(shadows, shadow_states):
+            finite[f"model_params of shadow {shadow.name}"] = _all_finite(state.model_params)
         summary = {name: jnp.mean(value) for name, value in metrics.items()}
         summary["env_steps"] = jnp.sum(metrics["env_steps"])
-        return agent_state, key, summary, finite
+        return states, key, summary, finite
 
     return jax.jit(jax.vmap(segment))
 
@@ -124,7 +133,9 @@ def make_evaluate(env: Environment, agent: Agent, config: TrainConfig) -> Callab
 
 
 def train(env: Environment, agent: Agent, config: TrainConfig = TrainConfig(), *,
-          progress: bool = True, on_evaluation: Callable[[list[dict]], Any] | None = None) -> TrainResult:
+          progress: bool = True, on_evaluation: Callable[[list[dict]], Any] | None = None,
+          shadows: Sequence[Agent] = (),
+          on_shadows: Callable[[int, AgentState, tuple], Any] | None = None) -> TrainResult:
     """Trains ``config.seeds`` seeds of ``agent`` on ``env`` in parallel.
 
     Args:
@@ -133,6 +144,9 @@ def train(env: Environment, agent: Agent, config: TrainConfig = TrainConfig(), *
       config: updates, batch size, seeds, evaluation schedule.
       progress: show a progress bar.
       on_evaluation: called with the new rows after each evaluation (e.g. to append to a CSV).
+      shadows: agents with the same policy network whose models train on the main agent's batches
+        ("shadow training", e.g. to measure every estimator along one learning run).
+      on_shadows: called at each evaluation with (update, agent states, shadow states), leading axis seed.
 
     Raises:
       NonFiniteError: NaN or inf in the metrics or parameters; says which seed, quantity and updates.
@@ -145,25 +159,39 @@ def train(env: Environment, agent: Agent, config: TrainConfig = TrainConfig(), *
         jnp.arange(config.seeds))
     init_keys, run_keys, eval_keys = jnp.swapaxes(jax.vmap(lambda k: jax.random.split(k, 3))(seed_keys), 0, 1)
     states = jax.vmap(agent.init, in_axes=(0, None))(init_keys, env.observation_shape)
+    for shadow in shadows:
+        if shadow.config.hidden_sizes != agent.config.hidden_sizes or shadow.config.epsilon != agent.config.epsilon:
+            raise ValueError(f"shadow {shadow.name!r} must share the main agent's policy network and epsilon "
+                             "(build it with the same shared options)")
+    shadow_keys = [jax.vmap(jax.random.fold_in, in_axes=(0, None))(init_keys, index + 1)
+                   for index in range(len(shadows))]
+    shadow_states = tuple(
+        jax.vmap(lambda key, policy_params, shadow=shadow: dataclasses.replace(
+            shadow.init(key, env.observation_shape), policy_params=policy_params))(key, states.policy_params)
+        for shadow, key in zip(shadows, shadow_keys))
+    states = (states, shadow_states)
 
     boundaries = list(range(0, config.updates, config.eval_interval)) + [config.updates]
     lengths = sorted({b - a for a, b in zip(boundaries[:-1], boundaries[1:])})
     compile_start = time.perf_counter()
-    segments = {n: make_segment(env, agent, config, n).lower(states, run_keys).compile() for n in lengths}
-    evaluate = make_evaluate(env, agent, config).lower(states, eval_keys).compile()
+    segments = {n: make_segment(env, agent, config, n, shadows).lower(states, run_keys).compile() for n in lengths}
+    evaluate = make_evaluate(env, agent, config).lower(states[0], eval_keys).compile()
     compile_seconds = time.perf_counter() - compile_start
 
     rows: list[dict] = []
 
     def record(update: int, states, key_index: int):
+        agent_states, shadow_states = states
         keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(eval_keys, key_index)
-        metrics = jax.device_get(evaluate(states, keys))
+        metrics = jax.device_get(evaluate(agent_states, keys))
         new = [{"update": update, "seed": seed, "episodes": update * config.batch_size,
                 **{name: float(value[seed]) for name, value in metrics.items()}}
                for seed in range(config.seeds)]
         rows.extend(new)
         if on_evaluation is not None:
             on_evaluation(new)
+        if on_shadows is not None and shadows:
+            on_shadows(update, agent_states, shadow_states)
 
     record(0, states, 0)
     train_seconds, env_steps = 0.0, 0
@@ -185,5 +213,6 @@ def train(env: Environment, agent: Agent, config: TrainConfig = TrainConfig(), *
         last = [row for row in rows if row["update"] == stop]
         bar.set_postfix(ret=f"{np.mean([r['return'] for r in last]):.3f}")
     bar.close()
-    return TrainResult(rows=rows, final_state=states, compile_seconds=compile_seconds,
+    return TrainResult(rows=rows, final_state=states[0], final_shadow_states=states[1],
+                       compile_seconds=compile_seconds,
                        train_seconds=train_seconds, env_steps=env_steps)

@@ -1,0 +1,47 @@
+"""Shadow training: estimators train their models on the main agent's batches and are measured."""
+
+import csv
+
+import jax
+import numpy as np
+
+from cocoa import agents, cli, envs
+from cocoa.train import TrainConfig, train
+
+
+def test_shadows_train_on_the_same_batches_without_changing_the_main_run():
+    env = envs.make("LinearKeyToDoor-v0", length=5)
+    agent = agents.make_for_env("reinforce", env)
+    shadows = [agents.make_for_env("advantage", env), agents.make_for_env("cocoa-reward-gt", env)]
+    config = TrainConfig(updates=40, eval_interval=20, seeds=2, eval_episodes=8)
+    seen = []
+    alone = train(env, agent, config, progress=False)
+    together = train(env, agent, config, progress=False, shadows=shadows,
+                     on_shadows=lambda update, states, shadow_states: seen.append((update, shadow_states)))
+    assert alone.rows == together.rows  # shadows only watch
+    assert [update for update, _ in seen] == [0, 20, 40]
+    first, last = seen[0][1][0].model_params, seen[-1][1][0].model_params
+    moved = jax.tree.leaves(jax.tree.map(lambda a, b: float(np.abs(a - b).max()), first, last))
+    assert max(moved) > 0  # the advantage shadow's value network learned
+    assert jax.tree.leaves(together.final_shadow_states[0].model_params)[0].shape[0] == 2  # per seed
+
+
+def test_cli_shadow_writes_quality_curves(tmp_path):
+    out = tmp_path / "run"
+    code = cli.main(["train", "--agent", "reinforce", "--length", "5", "--updates", "20", "--eval-interval", "10",
+                     "--seeds", "2", "--shadow", "cocoa-reward-gt,advantage", "--shadow-samples", "64",
+                     "--out", str(out), "--no-progress"])
+    assert code == 0
+    with open(out / "shadow.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 * 2 * 2  # evaluations x seeds x shadows
+    assert {"update", "seed", "agent", "bias", "variance", "snr", "cosine", "bias_db", "variance_db",
+            "snr_db"} <= set(rows[0])
+    exact = [float(r["bias"]) for r in rows if r["agent"] == "cocoa-reward-gt"]
+    assert max(exact) < 1e-6  # ground truth: unbiased at every evaluation
+    assert (out / "shadow.png").stat().st_size > 10_000
+
+
+def test_cli_shadow_rejects_unknown_names(tmp_path, capsys):
+    assert cli.main(["train", "--length", "5", "--shadow", "nope", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown agent 'nope'" in capsys.readouterr().err
