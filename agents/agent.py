@@ -105,10 +105,18 @@ class Agent:
         return self.estimator.exact_model(policy_table)
 
     def update(self, state: AgentState, trajectory: Trajectory) -> tuple[AgentState, dict]:
-        """One learning step on a batch of trajectories; pure and jittable."""
+        """One learning step on a batch of trajectories; pure and jittable.
+
+        The credit uses the model before this update's model step (both see the same batch).
+        """
         if self.estimator.exact:  # ground truth for the policy that collected the batch
             state = dataclasses.replace(state, model_params=self.exact_model(state.policy_params))
-        credit = jax.lax.stop_gradient(self.estimator.credit(state.model_params, trajectory))
+            credit, model_loss = self.estimator.credit(state.model_params, trajectory), jnp.zeros(())
+        else:  # one pass of the model gives the loss, its gradient and the credit
+            (model_loss, credit), grads = jax.value_and_grad(self.estimator.model_loss_and_credit, has_aux=True)(
+                state.model_params, trajectory)
+            state = self._model_step(state, grads)
+        credit = jax.lax.stop_gradient(credit)
 
         def policy_objective(policy_params):
             probs = self.behaviour_probs(policy_params, trajectory.observations)
@@ -121,8 +129,6 @@ class Agent:
         updates, policy_opt_state = self.policy_optimizer.update(
             policy_grads, state.policy_opt_state, state.policy_params)
         policy_params = optax.apply_updates(state.policy_params, updates)
-
-        state, model_loss = self.model_update(state, trajectory)
         metrics = {"surrogate": surrogate, "entropy": bonus, "model_loss": model_loss,
                    "policy_grad_norm": optax.tree.norm(policy_grads)}
         return dataclasses.replace(state, policy_params=policy_params, policy_opt_state=policy_opt_state), metrics
@@ -132,6 +138,9 @@ class Agent:
         if self.estimator.exact:
             return state, jnp.zeros(())
         loss, grads = jax.value_and_grad(self.estimator.model_loss)(state.model_params, trajectory)
+        return self._model_step(state, grads), loss
+
+    def _model_step(self, state: AgentState, grads) -> AgentState:
         updates, model_opt_state = self.model_optimizer.update(grads, state.model_opt_state, state.model_params)
         model_params = self.estimator.after_update(optax.apply_updates(state.model_params, updates))
-        return dataclasses.replace(state, model_params=model_params, model_opt_state=model_opt_state), loss
+        return dataclasses.replace(state, model_params=model_params, model_opt_state=model_opt_state)

@@ -26,6 +26,7 @@ from typing import Sequence
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from cocoa import oracle
 from cocoa.agents.estimator import Estimator, lookup
@@ -132,10 +133,11 @@ class _HindsightEstimator(Estimator):
         return self._network(num_actions).init(key, observation_shape, object_size)
 
     def _class_log_coefficients(self, model_params, trajectory):
-        """log w and log p for every discrete class: (B, T, U, A) each."""
+        """log w and log p for every active discrete class: (B, T, U', A) each (``active_classes``)."""
         network = self._network(trajectory.num_actions)
+        features = self.objects.features()[self.objects.active_classes()]
         return network.log_coefficients(self._hindsight_params(model_params), trajectory.observations[:, :, None, :],
-                                        self.objects.features()[None, None], trajectory.policy_probs[:, :, None, :])
+                                        features[None, None], trajectory.policy_probs[:, :, None, :])
 
     def _pair_log_coefficients(self, model_params, trajectory):
         """log w and log p for every pair (t, k) with U_k = the observation at k: (B, T, T, A) each."""
@@ -144,17 +146,33 @@ class _HindsightEstimator(Estimator):
                                         trajectory.observations[:, None, :, :],
                                         trajectory.policy_probs[:, :, None, :])
 
+    def model_loss_and_credit(self, model_params, trajectory):
+        if not isinstance(self.objects, DiscreteObjects):
+            return super().model_loss_and_credit(model_params, trajectory)
+        # One network pass serves both: log p for the loss, w = exp(log w) for the credit. Only the
+        # classes that can carry a reward are evaluated: the others weigh no later reward and no pair.
+        log_coefficients, log_probs = self._class_log_coefficients(model_params, trajectory)
+        classes = self._classes(model_params, trajectory)
+        active = self.objects.active_classes()
+        weights = later_sums(jnp.ones_like(trajectory.rewards), classes, self.objects.num_objects,
+                             self._counted(trajectory))[..., active]
+        loss = hindsight_loss(log_probs, trajectory.actions, weights)
+        later_rewards = later_sums(trajectory.rewards, classes, self.objects.num_objects, trajectory.mask)[..., active]
+        coefficients = jnp.swapaxes(jnp.exp(jax.lax.stop_gradient(log_coefficients)), -1, -2)
+        return loss, credit(trajectory.rewards, trajectory.actions, trajectory.policy_probs, coefficients,
+                            later_rewards, trajectory.mask)
+
     def model_loss(self, model_params, trajectory):
-        mask = trajectory.mask
-        counted = mask * (trajectory.rewards != 0) if self.objects.only_rewarding else mask
         if isinstance(self.objects, DiscreteObjects):
-            _, log_probs = self._class_log_coefficients(model_params, trajectory)
-            weights = later_sums(jnp.ones_like(trajectory.rewards), self._classes(model_params, trajectory),
-                                 self.objects.num_objects, counted)
-        else:
-            _, log_probs = self._pair_log_coefficients(model_params, trajectory)
-            weights = later_pairs(mask) * counted[:, None, :]
+            return self.model_loss_and_credit(model_params, trajectory)[0]  # the unused credit is compiled away
+        _, log_probs = self._pair_log_coefficients(model_params, trajectory)
+        weights = later_pairs(trajectory.mask) * self._counted(trajectory)[:, None, :]
         return hindsight_loss(log_probs, trajectory.actions, weights)
+
+    def _counted(self, trajectory):
+        """(B, T) later steps that count as training pairs."""
+        nonzero = (trajectory.rewards != 0) if self.objects.only_rewarding else 1.0
+        return trajectory.mask * nonzero
 
     # --- ground truth ----------------------------------------------------------------------
     def exact_model(self, policy_table):
@@ -169,9 +187,7 @@ class _HindsightEstimator(Estimator):
             coefficients = lookup(model_params["coefficients"], trajectory.state_index).astype(rewards.dtype)
             classes, num_objects = self._exact_objects.classes(trajectory), self._exact_objects.num_objects
         elif isinstance(self.objects, DiscreteObjects):
-            log_coefficients, _ = self._class_log_coefficients(model_params, trajectory)
-            coefficients = jnp.swapaxes(jnp.exp(log_coefficients), -1, -2)  # (B, T, A, U)
-            classes, num_objects = self._classes(model_params, trajectory), self.objects.num_objects
+            return self.model_loss_and_credit(model_params, trajectory)[1]  # the unused loss is compiled away
         else:
             log_coefficients, _ = self._pair_log_coefficients(model_params, trajectory)
             return pairwise_credit(rewards, actions, probs, jnp.exp(log_coefficients), mask)
@@ -190,6 +206,9 @@ class _HindsightEstimator(Estimator):
             log_coefficients, _ = network.log_coefficients(self._hindsight_params(model_params),
                                                            observations[:, None, :], objects[None], probs)
             coefficients = jnp.swapaxes(jnp.exp(log_coefficients), -1, -2)  # (S, A, U)
+            if isinstance(self.objects, DiscreteObjects):  # as in credit: inactive classes weigh nothing
+                inactive = np.setdiff1d(np.arange(self.objects.num_objects), self.objects.active_classes())
+                coefficients = coefficients.at[..., inactive].set(1.0)
         return expected_credit(mdp, policy_probs, coefficients, hindsight_map, num_objects)
 
 
@@ -266,11 +285,11 @@ class CocoaFeature(_HindsightEstimator):
         return jnp.broadcast_to(classes[..., None], (num_states, num_actions, mdp.num_reward_values)), \
             self.objects.num_objects
 
-    def model_loss(self, model_params, trajectory):
-        hindsight = super().model_loss(model_params, trajectory)
+    def model_loss_and_credit(self, model_params, trajectory):
+        hindsight, credit = super().model_loss_and_credit(model_params, trajectory)
         training_features = (model_params["updates"] < self.feature_burn_in).astype(jnp.float32)
         return hindsight + training_features * self.objects.loss(
-            model_params["features"], trajectory, self.feature_shrinkage)
+            model_params["features"], trajectory, self.feature_shrinkage), credit
 
     def after_update(self, model_params):
         return dict(model_params, updates=model_params["updates"] + 1.0)

@@ -57,6 +57,10 @@ class Estimator(abc.ABC):
         del model_params, trajectory
         return jnp.zeros(())
 
+    def model_loss_and_credit(self, model_params, trajectory: Trajectory) -> tuple[jax.Array, jax.Array]:
+        """(model loss, credit) at the same parameters; estimators override it to share one model pass."""
+        return self.model_loss(model_params, trajectory), self.credit(model_params, trajectory)
+
     def after_update(self, model_params) -> Any:
         """Called with the model parameters after each optimiser step (e.g. to count updates)."""
         return model_params

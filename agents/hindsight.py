@@ -83,6 +83,10 @@ class DiscreteObjects(HindsightObjects):
         """(U, U) the network input of each class: its one-hot code."""
         return jnp.eye(self.num_objects, dtype=jnp.float32)
 
+    def active_classes(self) -> np.ndarray:
+        """Classes that can carry a non-zero reward; the others add nothing to credit or loss."""
+        return np.arange(self.num_objects)
+
 
 class RewardObjects(DiscreteObjects):
     """U_k = the reward value R_k, optionally refined by a hash of (S_k, A_k) into ``groups`` classes.
@@ -109,6 +113,10 @@ class RewardObjects(DiscreteObjects):
         # Knuth's multiplicative hash of the state-action pair: a fixed pseudo-random grouping.
         pair = (state_index.astype(jnp.uint32) * jnp.uint32(num_actions) + action.astype(jnp.uint32))
         return ((pair * jnp.uint32(2654435761)) % jnp.uint32(self.groups)).astype(jnp.int32)
+
+    def active_classes(self):
+        nonzero = np.flatnonzero(self.reward_values != 0)
+        return (nonzero[:, None] * self.groups + np.arange(self.groups)[None]).reshape(-1)
 
     def reward_class(self, rewards):
         values = jnp.asarray(self.reward_values, rewards.dtype)
@@ -193,9 +201,11 @@ class FeatureObjects(DiscreteObjects):
     def bits(self, params, observations, actions):
         """(..., num_features) binary features of (observation, action), straight-through gradients."""
         flat = jnp.reshape(observations, (*observations.shape[:-1], -1))
-        weights = jax.nn.softplus(params["weights"])[actions]  # (..., size, F)
+        # Every action's features in one matmul, then the taken action's (cheaper than gathering weights).
+        every_action = jnp.einsum("...i,aif->...af", flat, jax.nn.softplus(params["weights"])) + params["bias"]
+        taken = jnp.take_along_axis(every_action, actions[..., None, None], axis=-2)[..., 0, :]
         # Scaled by 10 so that Adam's steps (model_learning_rate) move the features quickly.
-        activation = 10.0 * (jnp.einsum("...i,...if->...f", flat, weights) + params["bias"][actions])
+        activation = 10.0 * taken
         soft = jax.nn.sigmoid(activation)  # the straight-through surrogate of the threshold
         hard = (activation > 0).astype(activation.dtype)
         return soft + jax.lax.stop_gradient(hard - soft)

@@ -66,10 +66,10 @@ def gymnasium_loop_throughput(length: int, episodes: int) -> float:
 def training_throughput(agent_name: str, length: int, seeds: int, updates: int, repeats: int) -> tuple[float, float]:
     """(updates/s per seed, env-steps/s summed over seeds) of the compiled training segment."""
     env = envs.make("LinearKeyToDoor-v0", length=length)
-    agent = agents.make(agent_name, num_actions=env.num_actions)
+    agent = agents.make_for_env(agent_name, env)
     config = TrainConfig(updates=updates, batch_size=8, seeds=seeds, eval_interval=updates)
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
-    states = jax.vmap(agent.init, in_axes=(0, None))(keys, env.observation_shape)
+    states = (jax.vmap(agent.init, in_axes=(0, None))(keys, env.observation_shape), ())  # no shadows
     segment = make_segment(env, agent, config, updates).lower(states, keys).compile()
     seconds = _best_time(lambda: segment(states, keys), repeats)
     return updates / seconds, updates * 8 * length * seeds / seconds
@@ -101,9 +101,10 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure (best is kept)")
     parser.add_argument("--updates", type=int, default=500, help="updates per timed training segment")
     parser.add_argument("--only", nargs="*", default=None,
-                        choices=["rollout", "training", "oracle"], help="run only these sections")
+                        choices=["rollout", "training", "estimators", "oracle"], help="run only these sections")
+    parser.add_argument("--slow", action="store_true", help="include HCA-state at L=103 (all B T^2 pairs)")
     args = parser.parse_args(argv)
-    sections = set(args.only or ["rollout", "training", "oracle"])
+    sections = set(args.only or ["rollout", "training", "estimators", "oracle"])
     rows: list[tuple[str, str, str]] = []
 
     def add(name, value, target=""):
@@ -129,6 +130,18 @@ def main(argv=None):
                     f"{steps:,.0f}; {updates_per_second:,.0f}", targets[(length, seeds)])
         updates_per_second, steps = training_throughput("advantage", 23, 1, args.updates, args.repeats)
         add("train Advantage L=23, batch 8, 1 seed (env-steps/s; updates/s)", f"{steps:,.0f}; {updates_per_second:,.0f}")
+    if "estimators" in sections:
+        # Issue 3: a COCOA-reward update costs at most 2x a REINFORCE update at L=103, batch 8.
+        for length in (23, 103):
+            baseline, _ = training_throughput("reinforce", length, 1, args.updates, args.repeats)
+            for name in ("advantage", "q-critic", "trajcv", "hca-return", "cocoa-reward", "cocoa-feature",
+                         "hca-state", "cocoa-reward-gt"):
+                if name == "hca-state" and length > 23 and not args.slow:
+                    continue
+                updates_per_second, steps = training_throughput(name, length, 1, args.updates, args.repeats)
+                target = "<= 2x" if name == "cocoa-reward" and length == 103 else ""
+                add(f"update cost vs REINFORCE, {name} L={length}, batch 8 (x; env-steps/s)",
+                    f"{baseline / updates_per_second:.2f}x; {steps:,.0f}", target)
     if "oracle" in sections:
         mdp = envs.make("LinearKeyToDoor-v0", length=103).tabular_mdp()
         add("oracle policy gradient, key-to-door L=103 (s)", f"{oracle_seconds(mdp, args.repeats):.4f}", "< 1 s")

@@ -149,8 +149,12 @@ def test_regrouped_credit_and_loss_equal_the_all_pairs_form(setting):
     """Grouping later steps by reward class gives exactly the O(B T^2) sum over pairs (issue 3 hint)."""
     estimator, params = learned(CocoaReward, setting)
     trajectory = jax.tree.map(lambda x: x[:64], setting["trajectory"])
-    log_w, log_p = estimator._class_log_coefficients(params, trajectory)  # (B, T, U, A)
-    classes = estimator.objects.classes(trajectory)  # (B, T)
+    log_w, log_p = estimator._class_log_coefficients(params, trajectory)  # (B, T, U', A): rewarding classes
+    active = estimator.objects.active_classes()
+    assert len(active) == len(setting["mdp"].reward_values) - 1  # the zero-reward class is skipped
+    position = np.zeros(estimator.objects.num_objects, np.int32)
+    position[active] = np.arange(len(active))  # zero-reward steps read any entry: R_k = 0 weighs nothing
+    classes = jnp.asarray(position)[estimator.objects.classes(trajectory)]  # (B, T)
     # All pairs: the coefficient of the class seen at k, for every (t, k).
     pick = lambda table: jnp.take_along_axis(table, classes[:, None, :, None], axis=2)  # (B, T, T, A)
     pairwise = cocoa_estimators.pairwise_credit(trajectory.rewards, trajectory.actions, trajectory.policy_probs,

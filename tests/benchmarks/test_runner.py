@@ -14,14 +14,15 @@ def _smoke():
 def test_smoke_suite_writes_report_and_results(tmp_path):
     report = runner.run_suite(_smoke(), tmp_path, progress=False, log=lambda _: None)
     text = report.read_text()
-    assert "| reinforce | LinearKeyToDoor-v0 |" in text and "| advantage | LinearKeyToDoor-v0 |" in text
+    for agent in ("reinforce", "advantage", "cocoa-reward"):
+        assert f"| {agent} | LinearKeyToDoor-v0 |" in text
     assert "learning_curves.png" in text and (tmp_path / "learning_curves.png").stat().st_size > 10_000
     summaries = json.loads((tmp_path / "results.json").read_text())
-    assert [s["config"]["agent"] for s in summaries] == ["reinforce", "advantage"]
+    assert [s["config"]["agent"] for s in summaries] == ["reinforce", "advantage", "cocoa-reward"]
     lines = (tmp_path / "results.csv").read_text().splitlines()
     assert lines[0].startswith("run_id,env,agent,env_length,update,seed,episodes,return")
     spec = _smoke().runs[0]
-    expected_rows = 2 * spec.train.seeds * (spec.train.updates // spec.train.eval_interval + 1)
+    expected_rows = 3 * spec.train.seeds * (spec.train.updates // spec.train.eval_interval + 1)
     assert len(lines) == 1 + expected_rows
 
 
@@ -39,15 +40,16 @@ def test_interrupted_suite_keeps_finished_runs_and_resumes(tmp_path, monkeypatch
     monkeypatch.setattr(runner, "run_one", interrupted_after_first)
     with pytest.raises(KeyboardInterrupt):
         runner.run_suite(suite, tmp_path, progress=False, log=lambda _: None)
-    first, second = suite.runs
+    first, second, third = suite.runs
     assert runner.is_finished(tmp_path, first) and not runner.is_finished(tmp_path, second)
+    assert not runner.is_finished(tmp_path, third)
     kept = (runner.run_dir(tmp_path, first) / "summary.json").read_text()
 
     calls.clear()
     monkeypatch.setattr(runner, "run_one", lambda spec, out, progress=True: (calls.append(spec.agent),
                                                                             real_run_one(spec, out, progress))[1])
     report = runner.run_suite(suite, tmp_path, progress=False, log=lambda _: None)
-    assert calls == ["advantage"], "only the unfinished run is trained again"
+    assert calls == ["advantage", "cocoa-reward"], "only the unfinished runs are trained again"
     assert (runner.run_dir(tmp_path, first) / "summary.json").read_text() == kept
     assert "not finished" not in report.read_text()
 
