@@ -10,25 +10,15 @@ import numpy as np
 import pytest
 
 from cocoa import agents, cli, envs, gradients, metrics, oracle
-from cocoa.agents import Agent, AgentState, Reinforce
-from cocoa.agents.policy import taken_probability
+from cocoa.agents import Agent, AgentState
 from cocoa.enumeration import enumerate_trajectories
 from cocoa.rollout import rollout
+from estimator_controls import Unscaled  # tests/: the biased control
 
 LENGTH = 5  # key-to-door with 1600 trajectories: enumerable
 NUM_SAMPLES = 4000
 # |z| of one comparison under the null exceeds 5 with probability ~6e-7 (normal approximation).
 Z_BOUND = 5.0
-
-
-class Unscaled(Reinforce):
-    """A deliberately biased REINFORCE (no 1 / pi(A_t | S_t) factor); its expected credit is not Q."""
-
-    name = "unscaled"
-
-    def credit(self, model_params, trajectory):
-        credit = super().credit(model_params, trajectory)
-        return credit * taken_probability(trajectory.policy_probs, trajectory.actions)[..., None]
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import pytest
 
 from cocoa import agents, envs, oracle
 from cocoa.agents import Advantage, Reinforce, policy_surrogate, returns, tabular_policy
-from cocoa.agents.policy import taken_probability
 from cocoa.rollout import rollout
+from estimator_controls import Unscaled  # tests/: the biased control
 
 LENGTH = 7
 EPSILON = 0.05
@@ -20,19 +20,6 @@ NUM_EPISODES = 20000
 Z_BOUND = 5.0
 # Cells (t, s) with fewer visits are not z-tested in the credit check (normal approximation).
 MIN_VISITS = 200
-
-
-class Unscaled(Reinforce):
-    """A deliberately biased REINFORCE: G_t on the taken action without the 1 / pi(A_t | S_t) factor.
-
-    Its expected credit is pi(a | s) Q_t(s, a), not Q_t(s, a).
-    """
-
-    name = "unscaled"
-
-    def credit(self, model_params, trajectory):
-        credit = super().credit(model_params, trajectory)
-        return credit * taken_probability(trajectory.policy_probs, trajectory.actions)[..., None]
 
 
 @pytest.fixture(scope="module")
