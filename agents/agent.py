@@ -104,22 +104,28 @@ class Agent:
         policy_table = self.behaviour_probs(policy_params, jnp.asarray(mdp.observations, jnp.float32))
         return self.estimator.exact_model(policy_table)
 
-    def update(self, state: AgentState, trajectory: Trajectory) -> tuple[AgentState, dict]:
+    def update(self, state: AgentState, trajectory: Trajectory, state_observations=None) -> tuple[AgentState, dict]:
         """One learning step on a batch of trajectories; pure and jittable.
 
         The credit uses the model before this update's model step (both see the same batch).
+        With ``state_observations`` (S, ...) of a tabular environment, the policy network runs once
+        per state and is read at ``trajectory.state_index``: the same probabilities and gradient,
+        cheaper when the batch has more steps than the environment has states.
         """
         if self.estimator.exact:  # ground truth for the policy that collected the batch
             state = dataclasses.replace(state, model_params=self.exact_model(state.policy_params))
             credit, model_loss = self.estimator.credit(state.model_params, trajectory), jnp.zeros(())
         else:  # one pass of the model gives the loss, its gradient and the credit
             (model_loss, credit), grads = jax.value_and_grad(self.estimator.model_loss_and_credit, has_aux=True)(
-                state.model_params, trajectory)
+                state.model_params, trajectory, state_observations)
             state = self._model_step(state, grads)
         credit = jax.lax.stop_gradient(credit)
 
         def policy_objective(policy_params):
-            probs = self.behaviour_probs(policy_params, trajectory.observations)
+            if state_observations is None:
+                probs = self.behaviour_probs(policy_params, trajectory.observations)
+            else:
+                probs = self.behaviour_probs(policy_params, state_observations)[trajectory.state_index]
             surrogate = policy_surrogate(probs, credit, trajectory.mask)
             bonus = jnp.mean(jnp.sum(entropy(probs) * trajectory.mask, axis=-1))
             return -(surrogate + self.config.entropy_coef * bonus), (surrogate, bonus)

@@ -132,12 +132,24 @@ class _HindsightEstimator(Estimator):
                        else observation_shape[-1])
         return self._network(num_actions).init(key, observation_shape, object_size)
 
-    def _class_log_coefficients(self, model_params, trajectory):
-        """log w and log p for every active discrete class: (B, T, U', A) each (``active_classes``)."""
+    def _class_log_coefficients(self, model_params, trajectory, state_observations=None):
+        """log w and log p for every active discrete class: (B, T, U', A) each (``active_classes``).
+
+        With ``state_observations`` the network runs once per state, with the behaviour policy of
+        each visited state (read from the trajectory), and is gathered at the steps' state indices.
+        """
         network = self._network(trajectory.num_actions)
         features = self.objects.features()[self.objects.active_classes()]
-        return network.log_coefficients(self._hindsight_params(model_params), trajectory.observations[:, :, None, :],
-                                        features[None, None], trajectory.policy_probs[:, :, None, :])
+        params = self._hindsight_params(model_params)
+        if state_observations is None:
+            return network.log_coefficients(params, trajectory.observations[:, :, None, :], features[None, None],
+                                            trajectory.policy_probs[:, :, None, :])
+        num_states = state_observations.shape[0]
+        policy_table = jnp.ones((num_states, trajectory.num_actions), trajectory.policy_probs.dtype).at[
+            trajectory.state_index].set(trajectory.policy_probs)  # rows of unvisited states are never read
+        per_state = network.log_coefficients(params, state_observations[:, None, :], features[None],
+                                             policy_table[:, None, :])
+        return tuple(table[trajectory.state_index] for table in per_state)
 
     def _pair_log_coefficients(self, model_params, trajectory):
         """log w and log p for every pair (t, k) with U_k = the observation at k: (B, T, T, A) each."""
@@ -146,12 +158,12 @@ class _HindsightEstimator(Estimator):
                                         trajectory.observations[:, None, :, :],
                                         trajectory.policy_probs[:, :, None, :])
 
-    def model_loss_and_credit(self, model_params, trajectory):
+    def model_loss_and_credit(self, model_params, trajectory, state_observations=None):
         if not isinstance(self.objects, DiscreteObjects):
             return super().model_loss_and_credit(model_params, trajectory)
         # One network pass serves both: log p for the loss, w = exp(log w) for the credit. Only the
         # classes that can carry a reward are evaluated: the others weigh no later reward and no pair.
-        log_coefficients, log_probs = self._class_log_coefficients(model_params, trajectory)
+        log_coefficients, log_probs = self._class_log_coefficients(model_params, trajectory, state_observations)
         classes = self._classes(model_params, trajectory)
         active = self.objects.active_classes()
         weights = later_sums(jnp.ones_like(trajectory.rewards), classes, self.objects.num_objects,
@@ -285,8 +297,8 @@ class CocoaFeature(_HindsightEstimator):
         return jnp.broadcast_to(classes[..., None], (num_states, num_actions, mdp.num_reward_values)), \
             self.objects.num_objects
 
-    def model_loss_and_credit(self, model_params, trajectory):
-        hindsight, credit = super().model_loss_and_credit(model_params, trajectory)
+    def model_loss_and_credit(self, model_params, trajectory, state_observations=None):
+        hindsight, credit = super().model_loss_and_credit(model_params, trajectory, state_observations)
         training_features = (model_params["updates"] < self.feature_burn_in).astype(jnp.float32)
         return hindsight + training_features * self.objects.loss(
             model_params["features"], trajectory, self.feature_shrinkage), credit

@@ -28,7 +28,7 @@ def sample_inverse_cdf(probs: jax.Array, uniforms: jax.Array) -> jax.Array:
 
 
 def rollout(env: Environment, policy_fn: PolicyFn, policy_params: Any, key: jax.Array, *,
-            batch_size: int, horizon: int, env_params: Any = None) -> Trajectory:
+            batch_size: int, horizon: int, env_params: Any = None, policy_table=None) -> Trajectory:
     """Runs ``batch_size`` episodes of at most ``horizon`` steps; pure and jittable.
 
     Args:
@@ -39,6 +39,9 @@ def rollout(env: Environment, policy_fn: PolicyFn, policy_params: Any, key: jax.
       batch_size: number of episodes B.
       horizon: number of steps T to scan; steps after an episode ends are masked padding.
       env_params: environment parameters (default: ``env.default_params``).
+      policy_table: optional (S, A) policy on every tabular state; then the policy at each step is
+        read from it by state index instead of calling ``policy_fn`` (exact for a tabular env, and
+        cheaper when a batch visits fewer distinct states than it takes steps).
 
     Returns:
       A batch-first :class:`~cocoa.types.Trajectory` with leading axes (B, T).
@@ -60,12 +63,13 @@ def rollout(env: Environment, policy_fn: PolicyFn, policy_params: Any, key: jax.
     def scan_step(carry, inputs):
         observation, state, done = carry
         uniforms, noise = inputs
-        probs = policy_fn(policy_params, observation)
+        index = state_index(state, env_params)
+        probs = policy_fn(policy_params, observation) if policy_table is None else policy_table[index]
         action = sample_inverse_cdf(probs, uniforms)
         next_observation, next_state, reward, next_done, info = step(noise, state, action, env_params)
         mask = (~done).astype(reward.dtype)
         transition = (observation, action, reward * mask, next_done & ~done, mask, probs,
-                      state_index(state, env_params), info)
+                      index, info)
         return (next_observation, next_state, done | next_done), transition
 
     observation, state = reset(reset_noise, env_params)

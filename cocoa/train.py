@@ -34,6 +34,9 @@ class TrainConfig:
     eval_interval: int = 100
     eval_episodes: int = 64
     horizon: Optional[int] = None  # default: the environment's max_episode_steps
+    # Run the policy once per tabular state instead of once per step: None = when the environment is
+    # tabular with at most batch_size * horizon states (exact either way; see _state_observations).
+    policy_per_state: Optional[bool] = None
 
     def __post_init__(self):
         for name in ("updates", "batch_size", "seeds", "eval_interval", "eval_episodes"):
@@ -83,6 +86,20 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
+def _state_observations(env: Environment, config: TrainConfig, horizon: int):
+    """Observations of every state when the policy should run per state rather than per step.
+
+    For a tabular environment whose state count is at most the steps of one batch, the policy
+    network is evaluated once per state and read by state index (exact; fewer rows to compute).
+    """
+    if config.policy_per_state is False or not env.is_tabular:
+        return None
+    observations = env.tabular_mdp().observations
+    if config.policy_per_state is None and observations.shape[0] > config.batch_size * horizon:
+        return None
+    return jnp.asarray(observations, jnp.float32)
+
+
 def make_segment(env: Environment, agent: Agent, config: TrainConfig, num_updates: int,
                  shadows: Sequence[Agent] = ()) -> Callable:
     """((agent_states, shadow_states), keys) -> (states, keys, summary, finite): ``num_updates`` updates per seed.
@@ -90,13 +107,16 @@ def make_segment(env: Environment, agent: Agent, config: TrainConfig, num_update
     Shadow agents train only their models, on the very batches the main agent collects and learns from.
     """
     horizon = _horizon(env, config)
+    state_observations = _state_observations(env, config, horizon)
 
     def one_update(carry, _):
         (agent_state, shadow_states), key = carry
         key, rollout_key = jax.random.split(key)
+        policy_table = (None if state_observations is None
+                        else agent.behaviour_probs(agent_state.policy_params, state_observations))
         trajectory = rollout(env, agent.behaviour_probs, agent_state.policy_params, rollout_key,
-                             batch_size=config.batch_size, horizon=horizon)
-        agent_state, metrics = agent.update(agent_state, trajectory)
+                             batch_size=config.batch_size, horizon=horizon, policy_table=policy_table)
+        agent_state, metrics = agent.update(agent_state, trajectory, state_observations)
         shadow_states = tuple(shadow.model_update(state, trajectory)[0] for shadow, state in zip(shadows, shadow_states))
         metrics["train_return"] = jnp.mean(episode_returns(trajectory))
         metrics["env_steps"] = jnp.sum(trajectory.mask)
