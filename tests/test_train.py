@@ -89,8 +89,9 @@ class DelayedNaN(Estimator):
         credit = one_hot * trajectory.rewards[..., None]
         return jnp.where(model_params["counter"] > 0, jnp.nan, credit)
 
-    def expected_credit(self, model_params, mdp, policy_probs):
-        raise NotImplementedError
+    def expected_credit(self, model_params, mdp, policy_probs):  # before the NaN: pi(a | s) r(s, a)
+        del model_params
+        return jnp.broadcast_to(policy_probs * mdp.expected_rewards(), (mdp.horizon, *policy_probs.shape))
 
 
 def test_nan_credit_stops_training_naming_seed_and_updates():
