@@ -65,7 +65,3 @@ def entropy(probs, axis: int = -1):
 def taken_probability(probs, actions):
     """pi(A_t | S_t) (B, T) from probs (B, T, A) and actions (B, T)."""
     return jnp.take_along_axis(probs, actions[..., None], axis=-1)[..., 0]
-
-
-def num_parameters(params) -> int:
-    return sum(x.size for x in jax.tree.leaves(params))
