@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import chex
-import jax
 import jax.numpy as jnp
 
 from cocoa import oracle

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import haiku as hk
-import jax
 import jax.numpy as jnp
 
 from cocoa.oracle import mixed_policy

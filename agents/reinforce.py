@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import chex
 import jax
-import jax.numpy as jnp
 
 from cocoa import oracle
 from cocoa.agents.estimator import Estimator
