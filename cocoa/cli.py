@@ -64,6 +64,14 @@ def parse_env_params(env_name: str, extra: list[str]) -> dict:
     return params
 
 
+def make_env(name: str, extra: list[str]):
+    """The environment ``name`` built from leftover ``--param value`` options, and those params."""
+    from cocoa import envs
+
+    params = parse_env_params(name, extra)
+    return envs.make(name, **params), params
+
+
 def parse_agent_options(agent_name: str, items: list[str]) -> dict:
     """``NAME=VALUE`` items -> the estimator's options, typed like their defaults."""
     from cocoa import agents
@@ -117,12 +125,11 @@ def _add_train_parser(commands):
 
 
 def _train(args, extra) -> int:
-    from cocoa import agents, envs
+    from cocoa import agents
     from cocoa.benchmarks import records
     from cocoa.train import TrainConfig, train
 
-    env_params = parse_env_params(args.env, extra)
-    env = envs.make(args.env, **env_params)
+    env, env_params = make_env(args.env, extra)
     agent_config = {k: getattr(args, k) for k in
                     ("learning_rate", "model_learning_rate", "epsilon", "entropy_coef", "max_grad_norm")
                     if getattr(args, k) is not None}
@@ -209,10 +216,9 @@ def _add_gradients_parser(commands):
 
 
 def _gradients(args, extra) -> int:
-    from cocoa import envs, gradients
+    from cocoa import gradients
 
-    env_params = parse_env_params(args.env, extra)
-    env = envs.make(args.env, **env_params)
+    env, env_params = make_env(args.env, extra)
     names = [name.strip() for name in args.agents.split(",") if name.strip()]
     records = gradients.analyse(
         env, names, env_params=env_params, policy=args.policy, samples=args.samples,
