@@ -453,6 +453,12 @@ def shadow_quality(env: Environment, agent: Agent, shadows: Sequence[Agent], upd
     gradient under its current model (``cocoa.metrics.gradient_quality``). States carry a leading
     seed axis, as ``cocoa.train.train`` passes them to ``on_shadows``.
     """
+    if not env.is_tabular:
+        raise ValueError(f"{env.name} has no tabular form; shadow measurements need the oracle's exact gradient")
+    if not isinstance(samples, (int, np.integer)) or samples < 2:
+        raise ValueError(f"samples must be an integer >= 2 (a variance needs two); got {samples!r}")
+    if len(shadows) != len(shadow_states):
+        raise ValueError(f"got {len(shadows)} shadows but {len(shadow_states)} shadow states")
     mdp = env.tabular_mdp()
     sample = _sampler(env, agent, int(samples), mdp.horizon)
     records = []
