@@ -1,8 +1,10 @@
 """An agent = an epsilon-mixed MLP policy + a credit estimator (+ its models) + optax optimisers.
 
-``Agent.update`` is one pure, jittable learning step on a batch of trajectories: compute the
-credit matrix with the current model, take a policy-gradient step on the surrogate
-``sum_t sum_a pi(a | S_t) C_t(a)`` plus an entropy bonus, and a model step on the estimator's loss.
+``Agent.update`` is one pure, jittable learning step on a batch of trajectories: a model step on
+the estimator's loss, the credit matrix, and a policy-gradient step on the surrogate
+``sum_t sum_a pi(a | S_t) C_t(a)`` plus an entropy bonus. Three switches of ``AgentConfig`` set how
+the model step and the credit meet (the COCOA paper's code: ``model_first=True``,
+``model_batch="resample"``, ``weight_decay=1e-4``; docs/training.md).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from cocoa.agents.estimator import Estimator, policy_surrogate
@@ -29,6 +32,13 @@ class AgentConfig:
     entropy_coef: float = 0.03
     model_learning_rate: float = 1e-3
     max_grad_norm: Optional[float] = None
+    # The credit of a batch uses the model after this update's model step (True) or before it (False).
+    model_first: bool = False
+    # The model trains on the batch itself ("batch") or on as many trajectories drawn from it with
+    # replacement ("resample", as the COCOA paper's code).
+    model_batch: str = "batch"
+    # AdamW's decoupled weight decay for the policy and the model (0: plain Adam).
+    weight_decay: float = 0.0
 
     def __post_init__(self):
         for name in ("learning_rate", "model_learning_rate"):
@@ -43,6 +53,12 @@ class AgentConfig:
             raise ValueError(f"max_grad_norm must be positive or None; got {self.max_grad_norm!r}")
         if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
             raise ValueError(f"hidden_sizes must be positive layer widths; got {self.hidden_sizes!r}")
+        if not isinstance(self.model_first, (bool, np.bool_)):
+            raise ValueError(f"model_first must be True or False; got {self.model_first!r}")
+        if self.model_batch not in MODEL_BATCHES:
+            raise ValueError(f"model_batch must be one of {', '.join(MODEL_BATCHES)}; got {self.model_batch!r}")
+        if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be a number >= 0; got {self.weight_decay!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,9 +74,19 @@ jax.tree_util.register_dataclass(
     meta_fields=[])
 
 
-def _optimizer(learning_rate: float, max_grad_norm: Optional[float]) -> optax.GradientTransformation:
-    adam = optax.adam(learning_rate)
+MODEL_BATCHES = ("batch", "resample")
+
+
+def _optimizer(learning_rate: float, max_grad_norm: Optional[float], weight_decay: float) -> optax.GradientTransformation:
+    adam = optax.adamw(learning_rate, weight_decay=weight_decay) if weight_decay > 0 else optax.adam(learning_rate)
     return adam if max_grad_norm is None else optax.chain(optax.clip_by_global_norm(max_grad_norm), adam)
+
+
+def resample(trajectory: Trajectory, key) -> Trajectory:
+    """As many trajectories as the batch holds, drawn from it uniformly with replacement."""
+    batch_size = trajectory.batch_size
+    chosen = jax.random.randint(key, (batch_size,), 0, batch_size)
+    return jax.tree.map(lambda x: x[chosen], trajectory)
 
 
 class Agent:
@@ -73,8 +99,8 @@ class Agent:
         self.config = config
         self.num_actions = num_actions
         self.policy = MLPPolicy(num_actions, tuple(config.hidden_sizes), config.epsilon)
-        self.policy_optimizer = _optimizer(config.learning_rate, config.max_grad_norm)
-        self.model_optimizer = _optimizer(config.model_learning_rate, config.max_grad_norm)
+        self.policy_optimizer = _optimizer(config.learning_rate, config.max_grad_norm, config.weight_decay)
+        self.model_optimizer = _optimizer(config.model_learning_rate, config.max_grad_norm, config.weight_decay)
 
     @property
     def name(self) -> str:
@@ -104,21 +130,35 @@ class Agent:
         policy_table = self.behaviour_probs(policy_params, jnp.asarray(mdp.observations, jnp.float32))
         return self.estimator.exact_model(policy_table)
 
-    def update(self, state: AgentState, trajectory: Trajectory, state_observations=None) -> tuple[AgentState, dict]:
+    def update(self, state: AgentState, trajectory: Trajectory, state_observations=None,
+               key=None) -> tuple[AgentState, dict]:
         """One learning step on a batch of trajectories; pure and jittable.
 
-        The credit uses the model before this update's model step (both see the same batch).
-        With ``state_observations`` (S, ...) of a tabular environment, the policy network runs once
-        per state and is read at ``trajectory.state_index``: the same probabilities and gradient,
-        cheaper when the batch has more steps than the environment has states.
+        The model step trains on the batch (or, with ``model_batch="resample"``, on a batch drawn
+        from it with replacement, which needs ``key``); the credit uses the model before that step,
+        or after it with ``model_first``. With ``state_observations`` (S, ...) of a tabular
+        environment, the networks run once per state and are read at ``trajectory.state_index``:
+        the same values and gradients, cheaper when the batch has more steps than the env has states.
         """
+        config = self.config
+        if config.model_batch == "resample" and key is None and not self.estimator.exact:
+            raise ValueError("model_batch='resample' draws the model's batch at random: pass key= to Agent.update")
+        loss_and_credit = jax.value_and_grad(self.estimator.model_loss_and_credit, has_aux=True)
         if self.estimator.exact:  # ground truth for the policy that collected the batch
             state = dataclasses.replace(state, model_params=self.exact_model(state.policy_params))
             credit, model_loss = self.estimator.credit(state.model_params, trajectory), jnp.zeros(())
-        else:  # one pass of the model gives the loss, its gradient and the credit
-            (model_loss, credit), grads = jax.value_and_grad(self.estimator.model_loss_and_credit, has_aux=True)(
-                state.model_params, trajectory, state_observations)
+        elif config.model_batch == "batch" and not config.model_first:
+            # One pass of the model gives the loss, its gradient and the credit.
+            (model_loss, credit), grads = loss_and_credit(state.model_params, trajectory, state_observations)
             state = self._model_step(state, grads)
+        else:
+            model_batch = resample(trajectory, key) if config.model_batch == "resample" else trajectory
+            (model_loss, _), grads = loss_and_credit(state.model_params, model_batch, state_observations)
+            stepped = self._model_step(state, grads)
+            # The unused half of each pass (credit of the model batch, loss of the credit pass) is compiled away.
+            credit_params = stepped.model_params if config.model_first else state.model_params
+            credit = self.estimator.model_loss_and_credit(credit_params, trajectory, state_observations)[1]
+            state = stepped
         credit = jax.lax.stop_gradient(credit)
 
         def policy_objective(policy_params):

@@ -31,7 +31,8 @@ import numpy as np
 from cocoa import oracle
 from cocoa.agents.estimator import Estimator, lookup
 from cocoa.agents.hindsight import (DiscreteObjects, FeatureObjects, HindsightNetwork, HindsightObjects,
-                                    RewardObjects, StateIndexObjects, StateObjects, later_pairs, later_sums)
+                                    RewardObjects, StateIndexObjects, StateObjects, check_network_options,
+                                    later_pairs, later_sums)
 from cocoa.agents.reinforce import score_credit
 
 
@@ -104,10 +105,12 @@ class _HindsightEstimator(Estimator):
     has_exact_variant = True
     objects: HindsightObjects
 
-    def __init__(self, objects: HindsightObjects, model_hidden_sizes: Sequence[int], mdp):
+    def __init__(self, objects: HindsightObjects, model_hidden_sizes: Sequence[int], network_options: dict, mdp):
         super().__init__(mdp)
+        check_network_options(**network_options)
         self.objects = objects
         self.model_hidden_sizes = tuple(model_hidden_sizes)
+        self.network_options = dict(network_options)
         if mdp is not None:
             self._oracle_map, self._num_oracle_objects = objects.oracle_map(mdp)
             self._exact_objects = (objects if isinstance(objects, DiscreteObjects)
@@ -125,7 +128,7 @@ class _HindsightEstimator(Estimator):
 
     # --- the learned model ------------------------------------------------------------------
     def _network(self, num_actions):
-        return HindsightNetwork(num_actions, self.model_hidden_sizes)
+        return HindsightNetwork(num_actions, self.model_hidden_sizes, **self.network_options)
 
     def init_model(self, key, observation_shape, num_actions):
         object_size = (self.objects.features().shape[-1] if isinstance(self.objects, DiscreteObjects)
@@ -230,13 +233,16 @@ class CocoaReward(_HindsightEstimator):
     name = "cocoa-reward"
 
     def __init__(self, reward_values: Sequence[float] | None = None, groups: int = 1,
-                 model_hidden_sizes: Sequence[int] = (256,), *, mdp=None):
+                 model_hidden_sizes: Sequence[int] = (256,), policy_features: str = "gate",
+                 relu_difference: bool = True, model_init: str = "default", *, mdp=None):
         if reward_values is None:
             if mdp is None:
                 raise ValueError("cocoa-reward needs reward_values=(...), the environment's finite reward "
                                  "support (agents.make_for_env fills it in for tabular environments)")
             reward_values = tuple(float(v) for v in mdp.reward_values)
-        super().__init__(RewardObjects(reward_values, groups), model_hidden_sizes, mdp)
+        super().__init__(RewardObjects(reward_values, groups), model_hidden_sizes,
+                         dict(policy_features=policy_features, relu_difference=relu_difference,
+                              model_init=model_init), mdp)
 
 
 class HcaState(_HindsightEstimator):
@@ -244,8 +250,11 @@ class HcaState(_HindsightEstimator):
 
     name = "hca-state"
 
-    def __init__(self, model_hidden_sizes: Sequence[int] = (256,), *, mdp=None):
-        super().__init__(StateObjects(), model_hidden_sizes, mdp)
+    def __init__(self, model_hidden_sizes: Sequence[int] = (256,), policy_features: str = "gate",
+                 relu_difference: bool = True, model_init: str = "default", *, mdp=None):
+        super().__init__(StateObjects(), model_hidden_sizes,
+                         dict(policy_features=policy_features, relu_difference=relu_difference,
+                              model_init=model_init), mdp)
 
 
 class CocoaFeature(_HindsightEstimator):
@@ -263,7 +272,8 @@ class CocoaFeature(_HindsightEstimator):
     has_exact_variant = False
 
     def __init__(self, num_features: int = 4, feature_burn_in: int = 500, feature_shrinkage: float = 1e-3,
-                 model_hidden_sizes: Sequence[int] = (256,), *, mdp=None):
+                 model_hidden_sizes: Sequence[int] = (256,), policy_features: str = "gate",
+                 relu_difference: bool = True, model_init: str = "default", *, mdp=None):
         if not isinstance(num_features, int) or not 1 <= num_features <= 12:
             raise ValueError(f"num_features must be an integer in [1, 12] (2**num_features classes); "
                              f"got {num_features!r}")
@@ -273,7 +283,9 @@ class CocoaFeature(_HindsightEstimator):
             raise ValueError(f"feature_shrinkage must be >= 0; got {feature_shrinkage!r}")
         self.feature_burn_in = feature_burn_in
         self.feature_shrinkage = float(feature_shrinkage)
-        super().__init__(FeatureObjects(num_features), model_hidden_sizes, mdp)
+        super().__init__(FeatureObjects(num_features), model_hidden_sizes,
+                         dict(policy_features=policy_features, relu_difference=relu_difference,
+                              model_init=model_init), mdp)
 
     def init_model(self, key, observation_shape, num_actions):
         hindsight_key, feature_key = jax.random.split(key)

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 
 from cocoa import oracle
 from cocoa.agents.estimator import Estimator, lookup
-from cocoa.agents.hindsight import HindsightNetwork
+from cocoa.agents.hindsight import HindsightNetwork, check_network_options
 from cocoa.agents.policy import taken_probability
 from cocoa.agents.reinforce import score_credit
 from cocoa.agents.returns import reward_to_go
@@ -73,14 +73,18 @@ class HcaReturn(Estimator):
     name = "hca-return"
     has_exact_variant = True
 
-    def __init__(self, model_hidden_sizes: Sequence[int] = (256,), *, mdp=None):
+    def __init__(self, model_hidden_sizes: Sequence[int] = (256,), policy_features: str = "gate",
+                 relu_difference: bool = True, model_init: str = "default", *, mdp=None):
         super().__init__(mdp)
+        self.network_options = dict(policy_features=policy_features, relu_difference=relu_difference,
+                                    model_init=model_init)
+        check_network_options(**self.network_options)
         self.model_hidden_sizes = tuple(model_hidden_sizes)
         if mdp is not None:
             self._atoms, self._spacing = oracle.return_lattice(mdp)
 
     def _network(self, num_actions):
-        return HindsightNetwork(num_actions, self.model_hidden_sizes)
+        return HindsightNetwork(num_actions, self.model_hidden_sizes, **self.network_options)
 
     def init_model(self, key, observation_shape, num_actions):
         return self._network(num_actions).init(key, observation_shape, 1)

@@ -18,6 +18,8 @@ _METRICS = ("treasure_rate", "distractor_rate", "return")
 
 
 def _label(spec: RunSpec) -> str:
+    if spec.label:
+        return spec.label
     params = ", ".join(f"{k}={v}" for k, v in sorted(spec.env_params.items()))
     return f"{spec.agent} ({params})" if params else spec.agent
 
@@ -26,6 +28,33 @@ def _mean_and_error(values) -> tuple[float, float]:
     values = np.asarray(values, dtype=float)
     error = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
     return float(values.mean()), float(error)
+
+
+def reach_and_hold(rows: list[dict], metric: str = "treasure_rate", reach: float = 0.9, floor: float = 0.5):
+    """Per seed: the first update whose evaluation reaches ``reach`` (None if never) and whether a
+    later evaluation falls back below ``floor`` (a collapse)."""
+    per_seed = {}
+    for row in sorted(rows, key=lambda r: r["update"]):
+        per_seed.setdefault(row["seed"], []).append((row["update"], row[metric]))
+    result = {}
+    for seed, series in sorted(per_seed.items()):
+        first = next((update for update, value in series if value >= reach), None)
+        collapsed = first is not None and any(value < floor for update, value in series if update > first)
+        result[seed] = (first, collapsed)
+    return result
+
+
+def _training_means(rows: list[dict], metric: str) -> list[float]:
+    """Per seed, ``metric`` averaged over every evaluation of training (what the COCOA paper plots against L)."""
+    seeds = sorted({row["seed"] for row in rows})
+    return [float(np.mean([r[metric] for r in rows if r["seed"] == seed])) for seed in seeds]
+
+
+def _reach_cells(rows: list[dict]) -> list[str]:
+    stats = reach_and_hold(rows)
+    firsts = [first for first, _ in stats.values() if first is not None]
+    median = f"{int(np.median(firsts)):,}" if firsts else "-"
+    return [f"{len(firsts)}/{len(stats)}", median, str(sum(collapsed for _, collapsed in stats.values()))]
 
 
 def _curves(rows: list[dict], metric: str):
@@ -43,16 +72,57 @@ def plot_learning_curves(runs: list[tuple[RunSpec, list[dict]]], metrics: list[s
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
+    colours = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20")
     for axis, metric in zip(axes[0], metrics):
-        for spec, rows in runs:
+        for index, (spec, rows) in enumerate(runs):
             episodes, means, errors = _curves(rows, metric)
-            axis.plot(episodes, means, label=_label(spec))
-            axis.fill_between(episodes, means - errors, means + errors, alpha=0.25)
+            colour = colours(index % colours.N)
+            axis.plot(episodes, means, label=_label(spec), color=colour)
+            axis.fill_between(episodes, means - errors, means + errors, alpha=0.2, color=colour)
         axis.set_xlabel("training episodes")
         axis.set_title(metric.replace("_", " "))
         axis.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    figure.suptitle("mean over seeds; band: one standard error", fontsize=9)
+    envs = ", ".join(sorted({spec.env for spec, _ in runs}))
+    seeds = "/".join(str(s) for s in sorted({spec.train.seeds for spec, _ in runs}))
+    figure.suptitle(f"{envs}: mean over {seeds} seeds; band: one standard error", fontsize=9)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=min(len(runs), 5), fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.04 + 0.05 * ((len(runs) + 4) // 5), 1, 1))
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+LENGTH_FILE = "treasure_vs_length.png"
+
+
+def plot_final_against_length(runs: list[tuple[RunSpec, list[dict]]], path: Path, metric: str = "treasure_rate"):
+    """Final ``metric`` (mean ± standard error over seeds) against key-to-door's length, a line per agent."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    final: dict[str, list] = {}
+    during: dict[str, list] = {}
+    for spec, rows in runs:
+        last = max(row["update"] for row in rows)
+        length = spec.env_params["length"]
+        final.setdefault(spec.label or spec.agent, []).append(
+            (length, *_mean_and_error([r[metric] for r in rows if r["update"] == last])))
+        during.setdefault(spec.label or spec.agent, []).append((length, *_mean_and_error(_training_means(rows, metric))))
+    seeds = "/".join(str(s) for s in sorted({spec.train.seeds for spec, _ in runs}))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for axis, lines, what in ((axes[0], final, "final"), (axes[1], during, "mean over training of the")):
+        for name, points in lines.items():
+            lengths, means, errors = (np.array(x) for x in zip(*sorted(points)))
+            axis.plot(lengths, means, marker="o", label=name)
+            axis.fill_between(lengths, means - errors, means + errors, alpha=0.2)
+        axis.set_xlabel("credit-assignment distance L (corridor length)")
+        axis.set_ylabel(f"{what} {metric.replace('_', ' ')}")
+        axis.set_ylim(-0.03, 1.03)
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    figure.suptitle(f"linear key-to-door, {seeds} seeds per point; band: one standard error over seeds", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -77,8 +147,10 @@ def write_report(suite: Suite, out_dir: str | Path) -> Path:
         last = max(row["update"] for row in rows)
         final = [row for row in rows if row["update"] == last]
         cells = [f"{m:.3f} ± {e:.3f}" for m, e in (_mean_and_error([r[k] for r in final]) for k in metrics)]
-        table_rows.append([spec.agent, spec.env, json.dumps(spec.env_params), str(spec.train.seeds), str(last),
-                           *cells, f"{summary['env_steps_per_second']:,.0f}", f"{summary['wall_seconds']:.1f}"])
+        reach = ([*_reach_cells(rows), "{:.3f} ± {:.3f}".format(*_mean_and_error(_training_means(rows, "treasure_rate")))]
+                 if "treasure_rate" in metrics else [])
+        table_rows.append([spec.label or spec.agent, spec.env, json.dumps(spec.env_params), str(spec.train.seeds), str(last),
+                           *cells, *reach, f"{summary['env_steps_per_second']:,.0f}", f"{summary['wall_seconds']:.1f}"])
 
     all_rows = [{"run_id": spec.run_id, "env": spec.env, "agent": spec.agent,
                  **{f"env_{k}": v for k, v in spec.env_params.items()}, **row} for spec, rows in runs for row in rows]
@@ -88,15 +160,24 @@ def write_report(suite: Suite, out_dir: str | Path) -> Path:
     (out_dir / "results.csv").write_text(records.csv_text(all_rows, list(dict.fromkeys(leading))))
     if runs and metrics:
         plot_learning_curves(runs, metrics, out_dir / CURVES_FILE)
+    lengths = {spec.env_params.get("length") for spec, _ in runs if spec.env == "LinearKeyToDoor-v0"}
+    by_length = "treasure_rate" in metrics and len(lengths) > 1
+    if by_length:
+        plot_final_against_length([(s, r) for s, r in runs if s.env == "LinearKeyToDoor-v0"], out_dir / LENGTH_FILE)
 
-    header = ["agent", "env", "env params", "seeds", "updates", *metrics, "env-steps/s", "wall s"]
+    reach_header = (["seeds reaching 0.9", "median first update >= 0.9", "collapses", "treasure_rate during training"]
+                    if "treasure_rate" in metrics else [])
+    header = ["run", "env", "env params", "seeds", "updates", *metrics, *reach_header, "env-steps/s", "wall s"]
     text = [f"# cocoa benchmark report: `{suite.name}`", "", suite.description, "",
             f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} on {platform.node()} "
             f"({platform.machine()}, Python {platform.python_version()}).", "",
             "## Final performance", "",
             "Mean ± standard error over seeds at the last evaluation; evaluation uses the learned softmax "
             "policy without epsilon exploration. `env-steps/s` counts training steps over training time "
-            "(compilation excluded).", "",
+            "(compilation excluded)."
+            + (" A seed *reaches* 0.9 at its first evaluation with treasure rate >= 0.9; a *collapse* is a "
+               "later evaluation below 0.5; *during training* averages every evaluation of a seed (the quantity "
+               "the COCOA paper plots against L)." if "treasure_rate" in metrics else ""), "",
             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     text += ["| " + " | ".join(row) + " |" for row in table_rows]
     if missing:
@@ -104,6 +185,9 @@ def write_report(suite: Suite, out_dir: str | Path) -> Path:
                  + ", ".join(spec.run_id for spec in missing)]
     if runs and metrics:
         text += ["", "## Learning curves", "", f"![learning curves]({CURVES_FILE})"]
+    if by_length:
+        text += ["", "## Final treasure rate against the credit-assignment distance", "",
+                 f"![treasure rate against L]({LENGTH_FILE})"]
     text += ["", "## Files", "",
              "- `results.csv`: every evaluation of every seed of every run.",
              "- `results.json`: each run's configuration, final means and timings.",

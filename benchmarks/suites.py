@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 
+from cocoa.benchmarks import presets
 from cocoa.train import TrainConfig
 
 
@@ -18,10 +19,12 @@ class RunSpec:
     env_params: dict = dataclasses.field(default_factory=dict)
     agent_config: dict = dataclasses.field(default_factory=dict)
     train: TrainConfig = TrainConfig()
+    label: str = ""  # how the report names the run (default: the agent and the env params)
 
     def to_dict(self) -> dict:
-        return {"env": self.env, "env_params": dict(self.env_params), "agent": self.agent,
+        spec = {"env": self.env, "env_params": dict(self.env_params), "agent": self.agent,
                 "agent_config": dict(self.agent_config), "train": dataclasses.asdict(self.train)}
+        return {**spec, "label": self.label} if self.label else spec
 
     @property
     def run_id(self) -> str:
@@ -39,41 +42,74 @@ class Suite:
     runs: tuple[RunSpec, ...]
 
 
-def key_to_door_entropy(length: int) -> float:
-    """The COCOA paper's entropy bonus for key-to-door, beta = 0.03 (20 / (L - 3))^0.68 (ALGORITHMS.md §5)."""
-    return 0.03 * (20.0 / (length - 3)) ** 0.68
+# The learned estimators of the COCOA paper's key-to-door figure, cheapest first (HCA-state's
+# all-pairs model is by far the slowest), so that an interrupted sweep has whole lines.
+PAPER_AGENTS = ("reinforce", "advantage", "cocoa-reward", "q-critic", "trajcv", "hca-return", "cocoa-feature",
+                "hca-state")
+PAPER_LENGTHS = (23, 43, 63, 83, 103)
 
 
-# Policy learning rate of the key-to-door suites: at 1e-3 learned COCOA-reward's treasure rate
-# oscillated between 0 and 1 from one evaluation to the next (4 seeds, L = 23); at 3e-4 it settled
-# (docs/benchmarks/index.md). Every agent of a suite gets the same value.
-KEY_TO_DOOR_LEARNING_RATE = 3e-4
-# The learned estimators of the COCOA paper's key-to-door figure.
-PAPER_AGENTS = ("reinforce", "advantage", "q-critic", "trajcv", "hca-return", "hca-state", "cocoa-reward",
-                "cocoa-feature")
-
-
-def _key_to_door_runs(agents, lengths, train):
+def _key_to_door_runs(agents, lengths, train, **overrides):
+    """Runs with the paper's settings for each agent and length (``presets``), then ``overrides``."""
     return tuple(
         RunSpec(env="LinearKeyToDoor-v0", agent=agent, env_params={"length": length},
-                agent_config={"entropy_coef": round(key_to_door_entropy(length), 5),
-                              "learning_rate": KEY_TO_DOOR_LEARNING_RATE},
+                agent_config={**presets.paper_agent_config("LinearKeyToDoor-v0", {"length": length}, agent),
+                              **overrides},
                 train=train)
-        for length in lengths for agent in agents)
+        for agent in agents for length in lengths)
+
+
+# cocoa's hindsight model and update before it took the paper code's (the ablation's starting point).
+EARLIER_COCOA = {"policy_features": "none", "relu_difference": False, "model_init": "zero",
+                 "model_first": False, "model_batch": "batch", "weight_decay": 0.0}
+# What the paper's code does, one switch per difference (docs/benchmarks/hindsight_ablation.md).
+PAPER_CODE = {"policy_features": "gate", "relu_difference": True, "model_init": "default",
+              "model_first": True, "model_batch": "resample", "weight_decay": 1e-4}
+_NETWORK = {"policy_features": "gate", "relu_difference": True}
+_DIFFERENCES = {  # label: the switches of one difference between the two
+    "network": _NETWORK, "init": {"model_init": "default"}, "order": {"model_first": True},
+    "resample": {"model_batch": "resample"}, "adamw": {"weight_decay": 1e-4}}
+_PARTS = {  # label: one part of the paper's code undone
+    "gate as input": {"policy_features": "input"}, "no policy features": {"policy_features": "none"},
+    "no relu difference": {"relu_difference": False}, "zero init": {"model_init": "zero"},
+    "credit first": {"model_first": False}, "same batch": {"model_batch": "batch"},
+    "adam": {"weight_decay": 0.0}}
+
+
+def hindsight_ablation_variants() -> dict[str, dict]:
+    """label -> cocoa-reward's switches: earlier cocoa, + each difference alone, the paper's code, - each part."""
+    variants = {"earlier cocoa": EARLIER_COCOA}
+    variants.update({f"earlier + {label}": {**EARLIER_COCOA, **change} for label, change in _DIFFERENCES.items()})
+    variants["earlier + network + init"] = {**EARLIER_COCOA, **_NETWORK, "model_init": "default"}
+    variants["paper code"] = PAPER_CODE
+    variants.update({f"paper - {label}": {**PAPER_CODE, **change} for label, change in _PARTS.items()})
+    return variants
+
+
+def _ablation_runs(length, train):
+    paper = presets.paper_agent_config("LinearKeyToDoor-v0", {"length": length}, "cocoa-reward")
+    return tuple(RunSpec(env="LinearKeyToDoor-v0", agent="cocoa-reward", env_params={"length": length},
+                         agent_config={**paper, **switches}, train=train, label=label)
+                 for label, switches in hindsight_ablation_variants().items())
 
 
 SUITES: dict[str, Suite] = {
     suite.name: suite for suite in (
         Suite("quick",
-              "REINFORCE, Advantage and COCOA-reward on linear key-to-door, L = 23, 4 seeds x 8,000 updates: "
-              "a few minutes on a laptop CPU.",
-              _key_to_door_runs(("reinforce", "advantage", "cocoa-reward"), (23,),
-                                TrainConfig(updates=8000, batch_size=8, seeds=4, eval_interval=500))),
+              "REINFORCE, Advantage and COCOA-reward on linear key-to-door, L = 43, with the paper's settings, "
+              "4 seeds x 4,000 updates: a few minutes on a laptop CPU.",
+              _key_to_door_runs(("reinforce", "advantage", "cocoa-reward"), (43,),
+                                TrainConfig(updates=4000, batch_size=8, seeds=4, eval_interval=250))),
         Suite("smoke",
               "A seconds-long sanity run of the quick suite's agents (used by the tests).",
               _key_to_door_runs(("reinforce", "advantage", "cocoa-reward"), (7,),
                                 TrainConfig(updates=40, batch_size=4, seeds=2, eval_interval=20,
                                             eval_episodes=8))),
+        Suite("hindsight-ablation",
+              "Which parts of the COCOA paper's hindsight model and update make learned COCOA-reward hold the "
+              "treasure: 15 variants on key-to-door L = 43, 8 seeds x 10,000 updates (about 15 minutes here).",
+              _ablation_runs(43, TrainConfig(updates=10000, batch_size=8, seeds=8, eval_interval=250,
+                                             eval_episodes=128))),
         Suite("key-to-door-paper",
               "The COCOA paper's key-to-door sweep: 8 estimators x L in {23, 43, 63, 83, 103}, 10,000 updates, "
               "8 seeds (hours on a laptop CPU; HCA-state's all-pairs model dominates at large L).",

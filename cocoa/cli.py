@@ -73,10 +73,10 @@ def make_env(name: str, extra: list[str]):
 
 
 def parse_agent_options(agent_name: str, items: list[str]) -> dict:
-    """``NAME=VALUE`` items -> the estimator's options, typed like their defaults."""
+    """``NAME=VALUE`` items -> the agent's options (the estimator's own and the shared ones), typed like their defaults."""
     from cocoa import agents
 
-    accepted = agents.estimator_parameters(agent_name)
+    accepted = {**agents.agent_parameters(), **agents.estimator_parameters(agent_name)}
     options = {}
     for item in items:
         name, separator, value = item.partition("=")
@@ -89,7 +89,7 @@ def parse_agent_options(agent_name: str, items: list[str]) -> dict:
         if default is None and "," in value:
             default = ()
         options[name] = _parse_value(name, value, default)
-        if isinstance(accepted[name], tuple) and all(float(v).is_integer() for v in options[name]):
+        if isinstance(options[name], tuple) and all(float(v).is_integer() for v in options[name]):
             options[name] = tuple(int(v) for v in options[name])  # layer sizes
     return options
 
@@ -108,13 +108,20 @@ def _add_train_parser(commands):
     parser.add_argument("--batch", type=int, default=8, help="episodes per update (default 8, as in the paper)")
     parser.add_argument("--eval-interval", type=int, default=100, help="updates between evaluations")
     parser.add_argument("--eval-episodes", type=int, default=64, help="episodes per evaluation and seed")
-    parser.add_argument("--learning-rate", type=float, help="policy learning rate (default 1e-3)")
-    parser.add_argument("--model-learning-rate", type=float, help="model (critic etc.) learning rate")
+    parser.add_argument("--learning-rate", type=float,
+                        help="policy learning rate (default: the paper's for this agent on key-to-door, else 1e-3)")
+    parser.add_argument("--model-learning-rate", type=float,
+                        help="model (critic, hindsight model ...) learning rate (default: the paper's on "
+                             "key-to-door, else 1e-3)")
     parser.add_argument("--epsilon", type=float, help="epsilon-mixing of the behaviour policy (default 0.05)")
     parser.add_argument("--entropy", type=float, dest="entropy_coef", help="entropy bonus coefficient")
     parser.add_argument("--max-grad-norm", type=float, help="clip gradients to this global norm")
     parser.add_argument("--agent-option", action="append", default=[], metavar="NAME=VALUE",
-                        help="an estimator option, e.g. td_lambda=0.9 or groups=4 (repeatable; `cocoa list`)")
+                        help="an agent option, e.g. td_lambda=0.9, groups=4 or model_first=false (repeatable; "
+                             "`cocoa list`)")
+    parser.add_argument("--no-paper-settings", action="store_true",
+                        help="start from the library defaults instead of the COCOA paper's settings for this "
+                             "agent and environment (learning rates, entropy, ...; see docs/training.md)")
     parser.add_argument("--shadow", default="", metavar="A,B,C",
                         help="shadow estimators: each trains its model on the same batches and is measured "
                              "against the oracle at every evaluation (writes shadow.csv and shadow.png)")
@@ -126,13 +133,17 @@ def _add_train_parser(commands):
 
 def _train(args, extra) -> int:
     from cocoa import agents
-    from cocoa.benchmarks import records
+    from cocoa.benchmarks import presets, records
     from cocoa.train import TrainConfig, train
 
     env, env_params = make_env(args.env, extra)
-    agent_config = {k: getattr(args, k) for k in
-                    ("learning_rate", "model_learning_rate", "epsilon", "entropy_coef", "max_grad_norm")
-                    if getattr(args, k) is not None}
+    agent_config = {} if args.no_paper_settings else presets.paper_agent_config(args.env, env_params, args.agent)
+    if agent_config:
+        print(f"{args.agent} on {args.env}: the COCOA paper's settings "
+              + ", ".join(f"{k}={v}" for k, v in agent_config.items()) + " (flags override them)")
+    agent_config.update({k: getattr(args, k) for k in
+                         ("learning_rate", "model_learning_rate", "epsilon", "entropy_coef", "max_grad_norm")
+                         if getattr(args, k) is not None})
     agent_config.update(parse_agent_options(args.agent, args.agent_option))
     agent = agents.make_for_env(args.agent, env, **agent_config)
     config = TrainConfig(updates=args.updates, batch_size=args.batch, seeds=args.seeds, seed=args.seed,
@@ -142,8 +153,8 @@ def _train(args, extra) -> int:
         raise CliError(f"--shadow needs the exact gradient, but {args.env} has no tabular form")
     if args.shadow_samples < 2:
         raise CliError(f"--shadow-samples must be at least 2; got {args.shadow_samples}")
-    shared = {k: v for k, v in agent_config.items() if k in agents.agent_parameters()}
-    shadows = [agents.make_for_env(name, env, **shared) for name in shadow_names]
+    shadows = [agents.make_for_env(name, env, **_shadow_config(args, env_params, agent_config, name))
+               for name in shadow_names]
     shadow_rows: list[dict] = []
 
     def measure(update, agent_states, shadow_states):
@@ -167,6 +178,20 @@ def _train(args, extra) -> int:
     print(f"{summary['env_steps_per_second']:,.0f} env-steps/s; compile {summary['compile_seconds']:.1f} s; "
           f"wrote {Path(args.out) / records.METRICS_FILE} and {Path(args.out) / records.SUMMARY_FILE}")
     return 0
+
+
+def _shadow_config(args, env_params: dict, agent_config: dict, name: str) -> dict:
+    """A shadow's options: the main agent's shared ones (same policy), its own model learning rate."""
+    from cocoa import agents
+    from cocoa.benchmarks import presets
+
+    config = {k: v for k, v in agent_config.items() if k in agents.agent_parameters()}
+    own = {} if args.no_paper_settings else presets.paper_agent_config(args.env, env_params, name)
+    if args.model_learning_rate is None:
+        config.pop("model_learning_rate", None)
+        if "model_learning_rate" in own:
+            config["model_learning_rate"] = own["model_learning_rate"]
+    return config
 
 
 def _bench(args, extra) -> int:

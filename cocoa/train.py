@@ -116,7 +116,9 @@ def make_segment(env: Environment, agent: Agent, config: TrainConfig, num_update
                         else agent.behaviour_probs(agent_state.policy_params, state_observations))
         trajectory = rollout(env, agent.behaviour_probs, agent_state.policy_params, rollout_key,
                              batch_size=config.batch_size, horizon=horizon, policy_table=policy_table)
-        agent_state, metrics = agent.update(agent_state, trajectory, state_observations)
+        # The update's own stream (the model batch's resampling) leaves the rollout's keys as they were.
+        agent_state, metrics = agent.update(agent_state, trajectory, state_observations,
+                                            key=jax.random.fold_in(rollout_key, 1))
         shadow_states = tuple(shadow.model_update(state, trajectory)[0] for shadow, state in zip(shadows, shadow_states))
         metrics["train_return"] = jnp.mean(episode_returns(trajectory))
         metrics["env_steps"] = jnp.sum(trajectory.mask)

@@ -68,4 +68,4 @@ def test_changed_config_is_not_mistaken_for_a_finished_run(tmp_path):
 def test_run_ids_are_unique_and_readable():
     ids = [spec.run_id for suite in suites.SUITES.values() for spec in suite.runs]
     assert len(ids) == len(set(ids))
-    assert suites.get("quick").runs[0].run_id.startswith("reinforce_LinearKeyToDoor_length23_")
+    assert suites.get("quick").runs[0].run_id.startswith("reinforce_LinearKeyToDoor_length43_")
