@@ -175,9 +175,11 @@ def gradient_quality(gradients, true_gradient, expected_gradient=None, weights=N
 
     Returns:
       dict of scalars: ``bias``, ``variance``, ``snr``, ``cosine``, ``bias_db``, ``variance_db``,
-      ``snr_db`` and ``mean_gap`` = ‖Σ_i w_i g_i − ḡ‖² / ‖g*‖², the distance between the
+      ``snr_db``, ``mean_gap`` = ‖Σ_i w_i g_i − ḡ‖² / ‖g*‖², the distance between the
       estimates' mean and ḡ (0 up to rounding when ``weights`` are exact probabilities and ḡ the
-      estimator's expectation; sampling error otherwise; exactly 0 when ḡ is not given).
+      estimator's expectation; sampling error otherwise; exactly 0 when ḡ is not given), and the
+      un-normalised ``true_gradient_norm`` ‖g*‖, ``squared_bias`` ‖g* − ḡ‖²,
+      ``variance_unnormalised`` Σ_i w_i ‖g_i − ḡ‖² / B and ``mean_squared_error`` (MSE_B).
     """
     gradients, true_gradient = jnp.asarray(gradients), jnp.asarray(true_gradient)
     chex.assert_rank([gradients, true_gradient], [2, 1])
@@ -192,6 +194,12 @@ def gradient_quality(gradients, true_gradient, expected_gradient=None, weights=N
         "snr": snr(gradients, true_gradient, mean, weights, batch_size),
         "cosine": cosine(mean, true_gradient),
         "mean_gap": jnp.sum(jnp.square(sample_mean - mean)) / true_norm_squared,
+        # Un-normalised, beside the ratios: as the policy turns deterministic ||g*|| -> 0 and every
+        # ratio over ||g*||^2 blows up (a model that learned nothing then scores a bias of 0 dB).
+        "true_gradient_norm": jnp.sqrt(true_norm_squared),
+        "squared_bias": jnp.sum(jnp.square(true_gradient - mean)),
+        "variance_unnormalised": _mean_squared_distance(gradients, weights, mean) / batch_size,
+        "mean_squared_error": mean_squared_error(gradients, true_gradient, mean, weights, batch_size),
     }
     for name in ("bias", "variance", "snr"):
         quality[name + "_db"] = decibels(quality[name])

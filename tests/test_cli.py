@@ -54,3 +54,36 @@ def test_list_shows_envs_agents_and_suites(capsys):
     text = capsys.readouterr().out
     for expected in ("LinearKeyToDoor-v0", "--length 23", "reinforce", "advantage", "td_lambda", "quick"):
         assert expected in text
+
+
+def test_train_defaults_to_the_papers_settings_and_flags_override_them(tmp_path, capsys):
+    from cocoa.benchmarks import presets
+
+    base = ["train", "--env", "LinearKeyToDoor-v0", "--length", "7", "--agent", "cocoa-reward", "--updates", "2",
+            "--batch", "2", "--eval-interval", "2", "--eval-episodes", "2", "--no-progress"]
+    assert cli.main(base + ["--out", str(tmp_path / "paper")]) == 0
+    config = json.loads((tmp_path / "paper" / "summary.json").read_text())["config"]["agent_config"]
+    assert config == presets.paper_agent_config("LinearKeyToDoor-v0", {"length": 7}, "cocoa-reward")
+    assert config["learning_rate"] == 3e-4 and config["model_learning_rate"] == 3e-3
+    assert config["entropy_coef"] == pytest.approx(0.03 * (20 / 4) ** 0.6826, rel=1e-3)
+    assert "the COCOA paper's settings" in capsys.readouterr().out
+
+    assert cli.main(base + ["--learning-rate", "0.01", "--agent-option", "model_first=true",
+                            "--agent-option", "policy_features=none", "--out", str(tmp_path / "override")]) == 0
+    config = json.loads((tmp_path / "override" / "summary.json").read_text())["config"]["agent_config"]
+    assert config["learning_rate"] == 0.01 and config["model_first"] is True
+    assert config["policy_features"] == "none" and config["model_learning_rate"] == 3e-3
+
+    assert cli.main(base + ["--no-paper-settings", "--out", str(tmp_path / "plain")]) == 0
+    assert json.loads((tmp_path / "plain" / "summary.json").read_text())["config"]["agent_config"] == {}
+
+
+def test_paper_settings_per_estimator():
+    from cocoa.benchmarks import presets
+
+    assert presets.paper_agent_config("LinearKeyToDoor-v0", {"length": 103}, "trajcv")["model_learning_rate"] == 1e-2
+    assert "model_learning_rate" not in presets.paper_agent_config("LinearKeyToDoor-v0", {}, "reinforce")
+    assert presets.paper_agent_config("LinearKeyToDoor-v0", {"length": 43}, "advantage-gt")["learning_rate"] == 1e-3
+    assert presets.paper_agent_config("Tree-v0", {}, "cocoa-reward") == {}
+    assert [round(presets.key_to_door_entropy(length), 4) for length in (23, 43, 63, 83, 103)] == [
+        0.03, 0.0187, 0.0142, 0.0116, 0.01]

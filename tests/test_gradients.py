@@ -126,7 +126,8 @@ def records():
 
 
 FIELDS = {"env", "env_params", "agent", "policy", "bias", "variance", "snr", "cosine", "bias_db", "variance_db",
-          "snr_db", "samples", "exact_variance", "first_step_only", "mean_gap", "model_updates", "seed"}
+          "snr_db", "samples", "exact_variance", "first_step_only", "mean_gap", "model_updates", "seed",
+          "true_gradient_norm", "squared_bias", "variance_unnormalised", "mean_squared_error"}
 
 
 def test_analyse_records(records):

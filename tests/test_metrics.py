@@ -31,6 +31,14 @@ def test_hand_computed_values():
     assert float(quality["snr_db"]) == pytest.approx(10 * np.log10(2 / 3))
     # With exact weights and ḡ the weighted mean, 1 / SNR = variance + bias.
     assert 1 / float(quality["snr"]) == pytest.approx(float(quality["variance"] + quality["bias"]))
+    # Un-normalised: ‖g*‖ = √2, ‖g* − ḡ‖² = 1, Σ w ‖g_i − ḡ‖² = 2, MSE = 3.
+    assert float(quality["true_gradient_norm"]) == pytest.approx(np.sqrt(2))
+    assert float(quality["squared_bias"]) == pytest.approx(1.0)
+    assert float(quality["variance_unnormalised"]) == pytest.approx(2.0)
+    assert float(quality["mean_squared_error"]) == pytest.approx(3.0)
+    batched = metrics.gradient_quality(GRADIENTS, TRUE, batch_size=4)
+    assert float(batched["variance_unnormalised"]) == pytest.approx(0.5)
+    assert float(batched["mean_squared_error"]) == pytest.approx((3.0 + 3 * 1.0) / 4)
 
 
 def test_given_expected_gradient():
