@@ -57,6 +57,30 @@ def _reach_cells(rows: list[dict]) -> list[str]:
     return [f"{len(firsts)}/{len(stats)}", median, str(sum(collapsed for _, collapsed in stats.values()))]
 
 
+def _summary_sentences(runs) -> list[str]:
+    """In words, per environment setting: which runs collect the treasure, ranked, with the seed spread."""
+    groups: dict[str, list] = {}
+    for spec, rows in runs:
+        groups.setdefault(json.dumps(spec.env_params, sort_keys=True), []).append((spec, rows))
+    lines = ["## In words", ""]
+    for params, members in groups.items():
+        ranked = []
+        for spec, rows in members:
+            last = max(row["update"] for row in rows)
+            finals = [r["treasure_rate"] for r in rows if r["update"] == last]
+            mean, error = _mean_and_error(finals)
+            during, _ = _mean_and_error(_training_means(rows, "treasure_rate"))
+            ranked.append((mean, during, error, spec.label or spec.agent, min(finals), max(finals), len(finals)))
+        ranked.sort(reverse=True)
+        parts = [f"{name} {mean:.2f} ± {error:.2f} (seeds {low:.2f}–{high:.2f}; {during:.2f} averaged over training)"
+                 for mean, during, error, name, low, high, _ in ranked]
+        best_during = max(ranked, key=lambda item: item[1])
+        lines.append(f"- `{params}`: final treasure rate, best first: " + "; ".join(parts) + ". "
+                     f"Over the whole of training {best_during[3]} collects the treasure most "
+                     f"({best_during[1]:.2f} of evaluation episodes).")
+    return lines + [""]
+
+
 def _curves(rows: list[dict], metric: str):
     """Episodes (E,), mean (E,) and standard error (E,) over seeds of ``metric``."""
     episodes = sorted({row["episodes"] for row in rows})
@@ -167,10 +191,12 @@ def write_report(suite: Suite, out_dir: str | Path) -> Path:
 
     reach_header = (["seeds reaching 0.9", "median first update >= 0.9", "collapses", "treasure_rate during training"]
                     if "treasure_rate" in metrics else [])
+    summary_text = _summary_sentences(runs) if "treasure_rate" in metrics else []
     header = ["run", "env", "env params", "seeds", "updates", *metrics, *reach_header, "env-steps/s", "wall s"]
     text = [f"# cocoa benchmark report: `{suite.name}`", "", suite.description, "",
             f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} on {platform.node()} "
             f"({platform.machine()}, Python {platform.python_version()}).", "",
+            *summary_text,
             "## Final performance", "",
             "Mean ± standard error over seeds at the last evaluation; evaluation uses the learned softmax "
             "policy without epsilon exploration. `env-steps/s` counts training steps over training time "

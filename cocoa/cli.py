@@ -127,6 +127,8 @@ def _add_train_parser(commands):
                              "against the oracle at every evaluation (writes shadow.csv and shadow.png)")
     parser.add_argument("--shadow-samples", type=int, default=256,
                         help="trajectories per shadow measurement (default 256)")
+    parser.add_argument("--shadow-first-step-only", action="store_true",
+                        help="measure the shadows on the t = 0 term of the gradient only (the key decision)")
     parser.add_argument("--out", required=True, help="output folder for metrics.csv and summary.json")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -161,7 +163,8 @@ def _train(args, extra) -> int:
         from cocoa import gradients
 
         shadow_rows.extend(gradients.shadow_quality(env, agent, shadows, update, agent_states, shadow_states,
-                                                    samples=args.shadow_samples, seed=args.seed))
+                                                    samples=args.shadow_samples, seed=args.seed,
+                                                    first_step_only=args.shadow_first_step_only))
 
     result = train(env, agent, config, progress=not args.no_progress, shadows=shadows, on_shadows=measure)
     run_config = {"env": args.env, "env_params": env_params, "agent": args.agent, "agent_config": agent_config,

@@ -445,13 +445,15 @@ def _sampler(env: Environment, agent: Agent, samples: int, horizon: int):
 
 
 def shadow_quality(env: Environment, agent: Agent, shadows: Sequence[Agent], update: int, agent_states: AgentState,
-                   shadow_states: tuple, *, samples: int = 256, seed: int = 0) -> list[dict]:
+                   shadow_states: tuple, *, samples: int = 256, seed: int = 0,
+                   first_step_only: bool = False) -> list[dict]:
     """Bias, variance, SNR and cosine of every shadow estimator at the main agent's current policy.
 
     One record per (seed, shadow): ``samples`` trajectories of the behaviour policy give the
     per-trajectory estimates; the oracle gives the true gradient and each shadow's exact expected
     gradient under its current model (``cocoa.metrics.gradient_quality``). States carry a leading
-    seed axis, as ``cocoa.train.train`` passes them to ``on_shadows``.
+    seed axis, as ``cocoa.train.train`` passes them to ``on_shadows``. ``first_step_only`` keeps
+    only the t = 0 term of every gradient (the key decision, as the COCOA paper's key-to-door figures).
     """
     if not env.is_tabular:
         raise ValueError(f"{env.name} has no tabular form; shadow measurements need the oracle's exact gradient")
@@ -468,13 +470,14 @@ def shadow_quality(env: Environment, agent: Agent, shadows: Sequence[Agent], upd
         reference = AgentState(policy_params, policy_opt_state=None, model_params={}, model_opt_state=None)
         key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), update), index)
         trajectories = sample(policy_params, key)
-        g_star = true_gradient(agent, reference, mdp)
+        g_star = true_gradient(agent, reference, mdp, first_step_only=first_step_only)
         for shadow, states in zip(shadows, shadow_states):
             state = dataclasses.replace(pick(states), policy_params=policy_params)
-            gradients = per_trajectory_gradients(shadow, state, trajectories)
-            quality = metrics.gradient_quality(gradients, g_star, expected_gradient(shadow, state, mdp))
+            gradients = per_trajectory_gradients(shadow, state, trajectories, first_step_only=first_step_only)
+            quality = metrics.gradient_quality(gradients, g_star,
+                                               expected_gradient(shadow, state, mdp, first_step_only=first_step_only))
             records.append({"update": update, "seed": index, "agent": shadow.name,
-                            **{k: float(v) for k, v in quality.items()}})
+                            "first_step_only": bool(first_step_only), **{k: float(v) for k, v in quality.items()}})
     return records
 
 

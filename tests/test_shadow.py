@@ -4,6 +4,7 @@ import csv
 
 import jax
 import numpy as np
+import pytest
 
 from cocoa import agents, cli, envs
 from cocoa.train import TrainConfig, train
@@ -26,11 +27,12 @@ def test_shadows_train_on_the_same_batches_without_changing_the_main_run():
     assert jax.tree.leaves(together.final_shadow_states[0].model_params)[0].shape[0] == 2  # per seed
 
 
-def test_cli_shadow_writes_quality_curves(tmp_path):
+@pytest.mark.parametrize("first_step_only", [False, True])
+def test_cli_shadow_writes_quality_curves(tmp_path, first_step_only):
     out = tmp_path / "run"
     code = cli.main(["train", "--agent", "reinforce", "--length", "5", "--updates", "20", "--eval-interval", "10",
                      "--seeds", "2", "--shadow", "cocoa-reward-gt,advantage", "--shadow-samples", "64",
-                     "--out", str(out), "--no-progress"])
+                     "--out", str(out), "--no-progress"] + ["--shadow-first-step-only"] * first_step_only)
     assert code == 0
     with open(out / "shadow.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -40,6 +42,11 @@ def test_cli_shadow_writes_quality_curves(tmp_path):
     exact = [float(r["bias"]) for r in rows if r["agent"] == "cocoa-reward-gt"]
     assert max(exact) < 1e-6  # ground truth: unbiased at every evaluation
     assert (out / "shadow.png").stat().st_size > 10_000
+    assert {r["first_step_only"] for r in rows} == {str(first_step_only)}
+    # Un-normalised beside the ratios: variance = variance_unnormalised / |g*|^2.
+    for row in rows:
+        norm = float(row["true_gradient_norm"])
+        assert float(row["variance"]) == pytest.approx(float(row["variance_unnormalised"]) / norm ** 2, rel=1e-3)
 
 
 def test_cli_shadow_rejects_unknown_names(tmp_path, capsys):
