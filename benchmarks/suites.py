@@ -107,12 +107,12 @@ SUITES: dict[str, Suite] = {
                                             eval_episodes=8))),
         Suite("hindsight-ablation",
               "Which parts of the COCOA paper's hindsight model and update make learned COCOA-reward hold the "
-              "treasure: 15 variants on key-to-door L = 43, 8 seeds x 10,000 updates (about 15 minutes here).",
+              "treasure: 15 variants on key-to-door L = 43, 8 seeds x 10,000 updates (about 20 minutes here).",
               _ablation_runs(43, TrainConfig(updates=10000, batch_size=8, seeds=8, eval_interval=250,
                                              eval_episodes=128))),
         Suite("key-to-door-paper",
               "The COCOA paper's key-to-door sweep: 8 estimators x L in {23, 43, 63, 83, 103}, 10,000 updates, "
-              "8 seeds (hours on a laptop CPU; HCA-state's all-pairs model dominates at large L).",
+              "8 seeds (hours on a laptop CPU; HCA-state's all-pairs model dominates, hours per run beyond L = 23).",
               _key_to_door_runs(PAPER_AGENTS, (23, 43, 63, 83, 103),
                                 TrainConfig(updates=10000, batch_size=8, seeds=8, eval_interval=500))),
     )

@@ -314,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CliError, ValueError, TypeError) as error:
         print(f"cocoa {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except FloatingPointError as error:  # cocoa.train.NonFiniteError: NaN or inf during training
+        print(f"cocoa {args.command}: training stopped: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"cocoa {args.command}: interrupted; finished runs are kept (re-run to resume)", file=sys.stderr)
         return 130

@@ -87,3 +87,14 @@ def test_paper_settings_per_estimator():
     assert presets.paper_agent_config("Tree-v0", {}, "cocoa-reward") == {}
     assert [round(presets.key_to_door_entropy(length), 4) for length in (23, 43, 63, 83, 103)] == [
         0.03, 0.0187, 0.0142, 0.0116, 0.01]
+
+
+def test_nan_during_training_is_a_clear_error_not_a_traceback(tmp_path, capsys, monkeypatch):
+    import cocoa.train
+
+    def diverging(*args, **kwargs):
+        raise cocoa.train.NonFiniteError("training produced NaN or inf in 'policy_grad_norm' for seed 1")
+
+    monkeypatch.setattr(cocoa.train, "train", diverging)
+    assert cli.main(["train", "--length", "5", "--out", str(tmp_path / "x"), "--no-progress"]) == 1
+    assert "training stopped: training produced NaN or inf in 'policy_grad_norm' for seed 1" in capsys.readouterr().err
