@@ -1,6 +1,6 @@
 """Advantage (REINFORCE with a learned state-value baseline) in credit-matrix form.
 
-Sutton & Barto (2018) §13.4; COCOA paper (Meulemans et al. 2023), App. baselines; ALGORITHMS.md §1:
+Sutton & Barto (2018) §13.4; COCOA paper (Meulemans et al. 2023), App. baselines; docs/estimators/:
 C_t(a) = 1{a = A_t} (G_t - V_hat(S_t)) / pi(A_t | S_t). Its expected credit is Q_t(s, a) - V_hat(s);
 since sum_a grad pi(a | s) = 0 the baseline leaves the expected gradient unchanged, whatever V_hat.
 V_hat is an MLP regressed on Monte-Carlo returns (td_lambda = 1) or TD(lambda) targets.

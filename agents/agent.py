@@ -24,7 +24,7 @@ from cocoa.types import Trajectory
 
 @dataclasses.dataclass(frozen=True)
 class AgentConfig:
-    """Hyper-parameters shared by every agent (defaults follow the COCOA paper, ALGORITHMS.md §5)."""
+    """Hyper-parameters shared by every agent (defaults follow the COCOA paper, docs/benchmarks/index.md)."""
 
     hidden_sizes: Sequence[int] = (64, 64)
     learning_rate: float = 1e-3

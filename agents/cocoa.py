@@ -2,7 +2,7 @@
 
 Meulemans et al. 2023, "Would I have gotten that reward? Long-term credit assignment by
 counterfactual contribution analysis", Eq. 4-6 (COCOA estimator); Harutyunyan et al. 2019,
-"Hindsight Credit Assignment" (state-conditioned HCA, "HCA+" in the COCOA paper). ALGORITHMS.md §1:
+"Hindsight Credit Assignment" (state-conditioned HCA, "HCA+" in the COCOA paper). docs/estimators/:
 
     C_t(a) = 1{a = A_t} R_t / pi(A_t | S_t) + sum_{k>t} (w(S_t, a, U_k) - 1) R_k,
     w(s, a, u) = p^pi(A_t = a | S_t = s, U' = u) / pi(a | s).

@@ -1,4 +1,4 @@
-"""The credit-matrix interface every policy-gradient estimator implements (DESIGN.md).
+"""The credit-matrix interface every policy-gradient estimator implements (docs/index.md).
 
 An estimator returns a credit matrix C (B, T, A) for a batch of trajectories; the gradient
 estimate is g_hat = sum_t sum_a grad pi(a | S_t) C_t(a), obtained by differentiating the

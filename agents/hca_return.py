@@ -1,7 +1,7 @@
 """Return-conditioned hindsight credit assignment (HCA-return) in credit-matrix form.
 
 Harutyunyan et al. 2019, "Hindsight Credit Assignment", Eq. 8 (return-conditional HCA);
-ALGORITHMS.md §1. A classifier h(a | s, G) predicts the action from the state and the return that
+docs/estimators/. A classifier h(a | s, G) predicts the action from the state and the return that
 followed; in score form
 
     C_t(a) = 1{a = A_t} (1 - pi(A_t | S_t) / h(A_t | S_t, G_t)) G_t / pi(A_t | S_t).

@@ -1,6 +1,6 @@
 """Hindsight objects and the hindsight model p(a | s, u) shared by the COCOA family and HCA-state.
 
-Meulemans et al. 2023 ("COCOA paper"), §3-4; ALGORITHMS.md §1 "Hindsight model".
+Meulemans et al. 2023 ("COCOA paper"), §3-4; docs/estimators/cocoa_reward.md.
 
 A *hindsight object* U_k summarises what happened at a later step k. The model predicts the
 earlier action from the earlier state and a later object,
@@ -142,7 +142,7 @@ class HindsightNetwork:
 class HindsightObjects(abc.ABC):
     """What U_k is: discrete classes (the COCOA-reward family) or a later observation (HCA-state)."""
 
-    #: Train only on pairs whose later reward is non-zero (COCOA-reward; ALGORITHMS.md §1).
+    #: Train only on pairs whose later reward is non-zero (COCOA-reward; docs/estimators/).
     only_rewarding: bool = False
 
     @abc.abstractmethod

@@ -21,7 +21,7 @@ def mlp(output_size: int, hidden_sizes: Sequence[int], name: str) -> hk.Transfor
 
 
 class MLPPolicy:
-    """pi(.|o) = (1 - epsilon) softmax(f_theta(o)) + epsilon / A, with f_theta an MLP (ALGORITHMS.md §1)."""
+    """pi(.|o) = (1 - epsilon) softmax(f_theta(o)) + epsilon / A, with f_theta an MLP (docs/estimators/)."""
 
     def __init__(self, num_actions: int, hidden_sizes: Sequence[int] = (64, 64), epsilon: float = 0.0):
         if not 0.0 <= epsilon <= 1.0:

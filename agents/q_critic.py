@@ -1,6 +1,6 @@
 """Q-critic (all-action policy gradient with a learned state-action value) in credit-matrix form.
 
-COCOA paper (Meulemans et al. 2023), App. baselines; ALGORITHMS.md §1, row "Q-critic":
+COCOA paper (Meulemans et al. 2023), App. baselines; docs/estimators/q_critic.md:
 C_t(a) = Q_hat(S_t, a), or with ``baseline=True`` the advantage form
 C_t(a) = Q_hat(S_t, a) - sum_b pi(b | S_t) Q_hat(S_t, b). Its expected credit is the model itself
 (minus its pi-average); the baseline never changes the expected gradient (sum_a grad pi(a | s) = 0),
@@ -47,7 +47,7 @@ def state_values(q_values, policy_probs):
 def credit(q_values, policy_probs, mask, baseline: bool = True):
     """C_t(a) = Q_hat(S_t, a) [- sum_b pi(b | S_t) Q_hat(S_t, b)], (B, T, A); 0 on padding steps.
 
-    COCOA paper (Meulemans et al. 2023), App. baselines; ALGORITHMS.md §1 "Q-critic".
+    COCOA paper (Meulemans et al. 2023), App. baselines; docs/estimators/q_critic.md.
 
     Args:
       q_values: (B, T, A) Q_hat(S_t, .) at each step.

@@ -1,7 +1,7 @@
 """REINFORCE in credit-matrix form.
 
 Williams (1992), "Simple statistical gradient-following algorithms"; in the COCOA paper's notation
-(Meulemans et al. 2023, Eq. 2; ALGORITHMS.md §1): C_t(a) = 1{a = A_t} G_t / pi(A_t | S_t), whose
+(Meulemans et al. 2023, Eq. 2; docs/estimators/): C_t(a) = 1{a = A_t} G_t / pi(A_t | S_t), whose
 expectation given S_t = s is Q_t(s, a), so REINFORCE is unbiased.
 """
 

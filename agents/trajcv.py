@@ -2,7 +2,7 @@
 
 Cheng, Yan & Boots, "Trajectory-wise control variates for variance reduction in policy gradient
 methods" (CoRL 2019, PMLR 100, 2020; arXiv:1908.03263); COCOA paper (Meulemans et al. 2023),
-App. baselines; ALGORITHMS.md §1, row "TrajCV":
+App. baselines; docs/estimators/trajcv.md:
 
     C_t(a) = Q_hat(S_t, a) + 1{a = A_t} / pi(A_t | S_t)
              * [G_t - Q_hat(S_t, A_t) - sum_{k>t} (Q_hat(S_k, A_k) - V_hat(S_k))],
@@ -45,7 +45,7 @@ def future_control_variates(q_values, actions, policy_probs, mask):
 
 
 def credit(rewards, actions, policy_probs, q_values, mask):
-    """TrajCV credit (Cheng et al. 2020; ALGORITHMS.md §1), (B, T, A); 0 on padding steps:
+    """TrajCV credit (Cheng et al. 2020; docs/estimators/), (B, T, A); 0 on padding steps:
 
         C_t(a) = Q_hat(S_t, a) + 1{a = A_t} / pi(A_t | S_t)
                  * [G_t - Q_hat(S_t, A_t) - sum_{k>t} (Q_hat(S_k, A_k) - V_hat(S_k))].

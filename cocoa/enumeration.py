@@ -2,7 +2,7 @@
 
 Where the trajectory space is small (key-to-door with a short corridor, the tree), the expectation
 of any per-trajectory quantity is an exact finite sum Σ_i P(τ_i) f(τ_i): the gradient-quality
-metrics (ALGORITHMS.md §4, ``cocoa.metrics``) then carry no sampling error.
+metrics (docs/gradients.md, ``cocoa.metrics``) then carry no sampling error.
 
 A trajectory branches at every step on the action a, the successor n and the reward value k, with
 probability π(a|s) · successor_probs[s, a, n] · reward_probs[s, a, k] (``cocoa.types``); branches of

@@ -3,7 +3,7 @@
 At one policy (an MLP initialised from a seed, or trained with REINFORCE), every agent's model is
 trained at that policy, then its per-trajectory gradient estimates g_i (w.r.t. the policy
 network's parameters) are compared with the exact gradient g* and the estimator's exact
-expectation ḡ from the oracle (ALGORITHMS.md §3-§4, ``cocoa.metrics``). Where the MDP's
+expectation ḡ from the oracle (docs/oracle.md, docs/gradients.md, ``cocoa.metrics``). Where the MDP's
 trajectory space is small, every trajectory is enumerated with its probability
 (``cocoa.enumeration``), so the variance is exact too; otherwise trajectories are sampled.
 
@@ -93,7 +93,7 @@ def per_trajectory_gradients(agent: Agent, agent_state: AgentState, trajectories
       agent: the agent (policy network + estimator).
       agent_state: its parameters; ``policy_params`` is the policy the gradient is taken at.
       trajectories: (N, T) trajectories collected with that policy.
-      first_step_only: keep only the t = 0 term (ALGORITHMS.md §3).
+      first_step_only: keep only the t = 0 term (docs/oracle.md).
       chunk_size: trajectories per compiled call.
     """
     if not isinstance(chunk_size, int) or chunk_size < 1:
@@ -116,7 +116,7 @@ def true_gradient(agent: Agent, agent_state: AgentState, mdp: TabularMDP, *,
     """(P,) the exact policy gradient g* = ∇_θ J w.r.t. the policy network, flattened.
 
     With ``first_step_only``: only the t = 0 term of the policy-gradient theorem,
-    Σ_s d_0(s) Σ_a ∇π(a|s) Q_0(s, a) (ALGORITHMS.md §3).
+    Σ_s d_0(s) Σ_a ∇π(a|s) Q_0(s, a) (docs/oracle.md).
     """
     params, epsilon = agent_state.policy_params, agent.config.epsilon
     if first_step_only:
@@ -130,7 +130,7 @@ def true_gradient(agent: Agent, agent_state: AgentState, mdp: TabularMDP, *,
 
 def expected_gradient(agent: Agent, agent_state: AgentState, mdp: TabularMDP, *,
                       first_step_only: bool = False) -> jax.Array:
-    """(P,) the estimator's exact expected gradient ḡ, from its ``expected_credit`` (DESIGN.md)."""
+    """(P,) the estimator's exact expected gradient ḡ, from its ``expected_credit`` (docs/index.md)."""
     params = agent_state.policy_params
     credit = agent.estimator.expected_credit(model_params_for(agent, agent_state), mdp,
                                              policy_table(agent, params, mdp))
@@ -234,7 +234,7 @@ def analyse(env: Environment | str, agent_names: Sequence[str], *, env_params: d
       model_updates: model-only training steps of each agent at the policy (``train_models``).
       model_batch_size: episodes per model step.
       seed: seeds the policy, the samples and each agent's model.
-      first_step_only: keep only the t = 0 term of every gradient (ALGORITHMS.md §3).
+      first_step_only: keep only the t = 0 term of every gradient (docs/oracle.md).
       exact_if_possible: enumerate every trajectory when there are at most ``max_enumerated``; the
         variance is then exact (``exact_variance``), else sampled.
       max_enumerated: the enumeration limit.
@@ -426,7 +426,7 @@ def write_report(records: list[dict], out_dir: str | Path, *, command: str | Non
     text = ["# cocoa gradient quality", ""]
     if command:
         text += [f"Made with `{command}`.", ""]
-    text += ["Against the exact gradient g* of the oracle (ALGORITHMS.md §4): bias = ‖g* − ḡ‖² / ‖g*‖² with ḡ "
+    text += ["Against the exact gradient g* of the oracle (docs/gradients.md): bias = ‖g* − ḡ‖² / ‖g*‖² with ḡ "
              "the estimator's exact expected gradient; variance = E‖g − ḡ‖² / ‖g*‖²; SNR = ‖g*‖² / E‖g − g*‖²; "
              "cosine(ḡ, g*). dB = 10·log10. `exact?`: every trajectory enumerated with its probability "
              "(no sampling error), or sampled.", "",

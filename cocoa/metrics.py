@@ -1,6 +1,6 @@
 """Gradient-quality metrics of a policy-gradient estimator against the exact gradient g*.
 
-ALGORITHMS.md §4 (the COCOA paper's bias / variance / SNR figures, Meulemans et al. 2023, Sec. 5).
+docs/gradients.md (the COCOA paper's bias / variance / SNR figures, Meulemans et al. 2023, Sec. 5).
 Inputs are flattened gradients:
 
 * ``gradients`` g (N, P): one estimate g_i per trajectory (or per sample);
@@ -11,7 +11,7 @@ Inputs are flattened gradients:
   estimator_gradient``); default the weighted mean Σ_i w_i g_i;
 * ``true_gradient`` g* (P,): the exact policy gradient (``cocoa.oracle.policy_gradient``).
 
-Definitions (ALGORITHMS.md §4), for a batch of ``batch_size`` = B trajectories per estimate:
+Definitions (docs/gradients.md), for a batch of ``batch_size`` = B trajectories per estimate:
 
 * variance = Σ_i w_i mean_p (g_i − ḡ)² / mean_p (g*)² / B
 * bias     = ‖g* − ḡ‖² / ‖g*‖²
@@ -94,7 +94,7 @@ def _mean_squared_distance(gradients, weights, center) -> jax.Array:
 
 
 def variance(gradients, true_gradient, expected_gradient=None, weights=None, batch_size: int = 1) -> jax.Array:
-    """Relative variance Σ_i w_i mean_p (g_i − ḡ)² / mean_p (g*)² / B (ALGORITHMS.md §4).
+    """Relative variance Σ_i w_i mean_p (g_i − ḡ)² / mean_p (g*)² / B (docs/gradients.md).
 
     The per-coordinate means share the factor 1/P, so this is Σ_i w_i ‖g_i − ḡ‖² / ‖g*‖² / B.
 
@@ -115,7 +115,7 @@ def variance(gradients, true_gradient, expected_gradient=None, weights=None, bat
 
 
 def bias(expected_gradient, true_gradient) -> jax.Array:
-    """Relative squared bias ‖g* − ḡ‖² / ‖g*‖² (ALGORITHMS.md §4)."""
+    """Relative squared bias ‖g* − ḡ‖² / ‖g*‖² (docs/gradients.md)."""
     expected_gradient, true_gradient = jnp.asarray(expected_gradient), jnp.asarray(true_gradient)
     true_norm_squared = _check_true_gradient(true_gradient)
     chex.assert_equal_shape([expected_gradient, true_gradient])
@@ -136,7 +136,7 @@ def mean_squared_error(gradients, true_gradient, expected_gradient=None, weights
 
 
 def snr(gradients, true_gradient, expected_gradient=None, weights=None, batch_size: int = 1) -> jax.Array:
-    """Signal-to-noise ratio ‖g*‖² / MSE_B (ALGORITHMS.md §4); an MSE, so it includes the bias.
+    """Signal-to-noise ratio ‖g*‖² / MSE_B (docs/gradients.md); an MSE, so it includes the bias.
 
     For B = 1 the denominator is Σ_i w_i ‖g_i − g*‖²; for a batch of B only its variance part is
     divided by B (see ``mean_squared_error``).
@@ -147,7 +147,7 @@ def snr(gradients, true_gradient, expected_gradient=None, weights=None, batch_si
 
 
 def cosine(expected_gradient, true_gradient) -> jax.Array:
-    """cos(ḡ, g*) = ḡ·g* / (‖ḡ‖ ‖g*‖), clipped to [-1, 1] against rounding; 0 when ḡ = 0 (ALGORITHMS.md §4)."""
+    """cos(ḡ, g*) = ḡ·g* / (‖ḡ‖ ‖g*‖), clipped to [-1, 1] against rounding; 0 when ḡ = 0 (docs/gradients.md)."""
     expected_gradient, true_gradient = jnp.asarray(expected_gradient), jnp.asarray(true_gradient)
     true_norm_squared = _check_true_gradient(true_gradient)
     chex.assert_equal_shape([expected_gradient, true_gradient])
@@ -163,7 +163,7 @@ def decibels(ratio) -> jax.Array:
 
 def gradient_quality(gradients, true_gradient, expected_gradient=None, weights=None,
                      batch_size: int = 1) -> dict[str, jax.Array]:
-    """All of ALGORITHMS.md §4 at once: bias, variance, SNR, cosine and their dB versions.
+    """All the metrics of docs/gradients.md at once: bias, variance, SNR, cosine and their dB versions.
 
     Args:
       gradients: (N, P) per-trajectory estimates g_i (flattened).

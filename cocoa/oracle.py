@@ -11,7 +11,7 @@ stationary but the horizon is finite: in an MDP whose state does not encode time
 depends on the steps left.
 
 Policies are given as probabilities (S, A), as tabular logits (S, A) with optional
-epsilon-mixing ``pi = (1 - eps) softmax(logits) + eps / A`` (ALGORITHMS.md §1), or as a network
+epsilon-mixing ``pi = (1 - eps) softmax(logits) + eps / A`` (docs/estimators/), or as a network
 ``apply_fn(params, observations) -> logits`` evaluated on ``mdp.observations``.
 """
 
@@ -131,7 +131,7 @@ def policy_gradient(mdp: TabularMDP, policy: Any, params: Any = None, *, epsilon
       mdp: the MDP.
       policy: tabular logits (S, A), or ``apply_fn(params, observations) -> logits`` of a network.
       params: the network's parameters (only with a network policy).
-      epsilon: epsilon-mixing of the softmax policy (ALGORITHMS.md §1).
+      epsilon: epsilon-mixing of the softmax policy (docs/estimators/).
 
     Returns:
       dJ/dlogits (S, A) for tabular logits, or a pytree like ``params`` for a network.
@@ -166,7 +166,7 @@ def estimator_gradient(mdp: TabularMDP, policy: Any, expected_credit, params: An
                        epsilon: float = 0.0, first_step_only: bool = False):
     """An estimator's exact expected gradient from its expected credit.
 
-    E[g_hat] = sum_t sum_s d_t(s) sum_a grad pi(a|s) E_t(s, a)   (DESIGN.md, "credit matrix").
+    E[g_hat] = sum_t sum_s d_t(s) sum_a grad pi(a|s) E_t(s, a)   (docs/index.md, "Expected credit").
     With ``expected_credit = q_values(...)`` this is the policy-gradient theorem, i.e. the true
     gradient. ``first_step_only`` keeps the t = 0 term only (the COCOA paper's key-to-door figures).
 
@@ -247,7 +247,7 @@ def _later_occurrences(mdp, policy_probs, hindsight_map, num_objects):
 def contribution_coefficients(mdp: TabularMDP, policy_probs, hindsight_map, num_objects: int):
     """Exact w_t(s, a, u) = P^pi(u later | s, a) / P^pi(u later | s), (H, S, A, U); 1 where undefined.
 
-    "Later" counts expected occurrences over k > t (ALGORITHMS.md §1, ground-truth variants).
+    "Later" counts expected occurrences over k > t (docs/oracle.md).
     """
     counts, _ = later_occurrences(mdp, policy_probs, hindsight_map, num_objects)
     marginal = jnp.einsum("sa,tsau->tsu", _float(policy_probs), counts)[:, :, None, :]

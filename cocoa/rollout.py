@@ -2,7 +2,7 @@
 
 All random numbers of a rollout are drawn up front in bulk (one uniform per action sample by
 inverse CDF, ``env.noise_size`` per environment step): per-step key splitting and
-``jax.random.categorical`` cost about 10x more on a CPU (../shared/STACK.md).
+``jax.random.categorical`` cost about 10x more on a CPU (measured here: docs/performance.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Linear key-to-door ("treasure conveyor"), the COCOA paper's main credit-assignment task.
 
 Meulemans et al. 2023, "Would I have gotten that reward? Long-term credit assignment by
-counterfactual contribution analysis", Sec. 4 and App. (linear key-to-door); ALGORITHMS.md §2.
+counterfactual contribution analysis", Sec. 4 and App. (linear key-to-door); docs/environments/.
 
 A corridor of ``length`` cells is traversed one cell per step, so an episode lasts exactly
 ``length`` steps. Cell 0 holds a key, cells 1..L-3 each hold nothing, a left apple or a right apple

@@ -1,7 +1,7 @@
 """Tree with state overlap, the COCOA paper's environment for gradient variance vs. state overlap.
 
 Meulemans et al. 2023, "Would I have gotten that reward? Long-term credit assignment by
-counterfactual contribution analysis", App. (tree environment); ALGORITHMS.md §2.
+counterfactual contribution analysis", App. (tree environment); docs/environments/.
 
 An episode walks down a tree of ``depth`` levels, one level per step, choosing one of
 ``branching`` actions at each node, so it lasts exactly ``depth`` steps. Level ``i`` holds ``n_i``

@@ -1,4 +1,4 @@
-"""Test-wide JAX settings, applied before jax is imported (see ../shared/STACK.md)."""
+"""Test-wide JAX settings, applied before jax is imported."""
 
 import os
 

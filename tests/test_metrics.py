@@ -1,4 +1,4 @@
-"""Gradient-quality metrics (ALGORITHMS.md §4) on hand-made arrays whose values are worked out by hand."""
+"""Gradient-quality metrics (docs/gradients.md) on hand-made arrays whose values are worked out by hand."""
 
 import chex
 import jax

@@ -1,4 +1,4 @@
-"""The COCOA paper's qualitative claims that can be checked exactly (ALGORITHMS.md §5).
+"""The COCOA paper's qualitative claims that can be checked exactly (docs/benchmarks/index.md).
 
 On the tree every trajectory is enumerated (6^4 action sequences), so the variances below carry
 no sampling error: the comparisons are exact statements about the estimators.
