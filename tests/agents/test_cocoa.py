@@ -216,7 +216,9 @@ def test_hindsight_loss_minimiser_matches_exact_coefficients():
     t, s, u = np.nonzero(frequent)
     assert t.size >= 10
     error = np.abs(coefficients(params)[s, :, u] - exact[t, s, :, u])
-    assert error.max() < 0.2 and error.mean() < 0.05, (error.max(), error.mean())
+    # Over model seeds 0-14 (this network and cocoa's earlier one) the worst pair's error ranged
+    # 0.11-0.24 and the mean 0.027-0.053; an untrained model is off by more than 1 (below).
+    assert error.max() < 0.3 and error.mean() < 0.065, (error.max(), error.mean())
     untrained = np.abs(coefficients(initial_params)[s, :, u] - exact[t, s, :, u])
     assert untrained.max() > 1.0  # the check would catch a model that did not learn w
 

@@ -11,7 +11,7 @@ import pytest
 
 from cocoa import agents, envs
 from cocoa.agents.agent import resample
-from cocoa.agents.hindsight import HindsightNetwork, difference_of_relus, policy_features
+from cocoa.agents.hindsight import HindsightNetwork, policy_features
 from cocoa.rollout import rollout
 
 NUM_ACTIONS = 4
@@ -48,8 +48,9 @@ def test_zero_init_still_learns(relu_difference):
     loss = lambda p: -jnp.sum(network.log_coefficients(p, OBSERVATIONS[:, None], OBJECTS[None],
                                                        POLICIES[:, None])[1][..., 0])
     grads = jax.grad(loss)(params)
-    assert np.abs(np.asarray(grads["logits"]["w"])).max() > 1e-3
-    assert np.abs(np.asarray(grads["gate"]["w"])).max() > 1e-3
+    heads = np.asarray(grads["heads"]["w"]).reshape(16, -1, NUM_ACTIONS, 1 + 2 * NUM_ACTIONS)
+    assert np.abs(heads[..., 0]).max() > 1e-3  # the base head b(z)
+    assert np.abs(heads[..., 1:]).max() > 1e-3  # the gate G(z)
 
 
 @pytest.mark.parametrize("mode, sees_policy", [("gate", True), ("input", True), ("none", False)])
@@ -73,9 +74,28 @@ def test_gate_is_linear_in_the_policy_features():
     np.testing.assert_allclose(mid, 0.3 * apply(f1) + 0.7 * apply(f2), rtol=1e-5, atol=1e-6)
 
 
-def test_difference_of_relus_is_exactly_zero_where_both_halves_are_negative():
-    x = jnp.array([[-1.0, 2.0, -3.0, 0.5], [-0.2, -1.0, -0.1, 4.0]])
-    np.testing.assert_array_equal(difference_of_relus(x), [[0.0, 1.5], [0.0, -4.0]])
+@pytest.mark.parametrize("relu_difference", [True, False])
+def test_the_network_computes_base_plus_gate_times_policy_features(relu_difference):
+    """h = g(b(z)) + g(G(z)) f with g the ReLU difference (or the identity), read off the parameters."""
+    network = HindsightNetwork(NUM_ACTIONS, (16,), relu_difference=relu_difference)
+    params = network.init(jax.random.PRNGKey(7), (7,), 3)
+    p = jax.tree.map(np.asarray, params)
+    z = np.maximum(np.asarray(OBSERVATIONS)[:, None] @ p["state"]["w"] + p["state"]["b"]
+                   + np.asarray(OBJECTS)[None] @ p["object"]["w"], 0.0)  # (5, 3, 16)
+    y = (z @ p["heads"]["w"] + p["heads"]["b"]).reshape(5, 3, -1, NUM_ACTIONS, 1 + 2 * NUM_ACTIONS)
+    g = np.maximum(y[:, :, 0], 0.0) - np.maximum(y[:, :, 1], 0.0) if relu_difference else y[:, :, 0]
+    f = np.asarray(policy_features(POLICIES))[:, None]  # (5, 1, 2A)
+    expected = g[..., 0] + np.einsum("suaj,suj->sua", g[..., 1:], np.broadcast_to(f, (5, 3, 2 * NUM_ACTIONS)))
+    actual = network.network.apply(params, OBSERVATIONS[:, None], OBJECTS[None], policy_features(POLICIES[:, None]))
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_relu_difference_gives_w_exactly_one_where_both_halves_are_negative():
+    network = HindsightNetwork(NUM_ACTIONS, (16,))
+    params = network.init(jax.random.PRNGKey(8), (7,), 3)
+    params["heads"] = {"w": np.zeros_like(params["heads"]["w"]), "b": -np.ones_like(params["heads"]["b"])}
+    w, _ = coefficients(network, params)
+    np.testing.assert_array_equal(w, 1.0)
 
 
 def test_policy_features_stay_finite_for_deterministic_policies():
