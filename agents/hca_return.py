@@ -74,8 +74,14 @@ class HcaReturn(Estimator):
     has_exact_variant = True
 
     def __init__(self, model_hidden_sizes: Sequence[int] = (256,), policy_features: str = "gate",
-                 relu_difference: bool = True, model_init: str = "default", *, mdp=None):
+                 relu_difference: bool = True, model_init: str = "default", max_ratio: float = 100.0, *, mdp=None):
         super().__init__(mdp)
+        if not isinstance(max_ratio, (int, float)) or not max_ratio > 1.0:
+            raise ValueError(f"max_ratio must be a number > 1 (the cap on pi / h of the learned classifier); "
+                             f"got {max_ratio!r}")
+        # A learned h(A_t | S_t, G_t) -> 0 for a taken action sends pi / h, and the credit, to infinity
+        # (training diverged at L = 83); the cap bounds it. The exact classifier is left as it is.
+        self.max_ratio = float(max_ratio)
         self.network_options = dict(policy_features=policy_features, relu_difference=relu_difference,
                                     model_init=model_init)
         check_network_options(**self.network_options)
@@ -89,13 +95,17 @@ class HcaReturn(Estimator):
     def init_model(self, key, observation_shape, num_actions):
         return self._network(num_actions).init(key, observation_shape, 1)
 
+    def _capped(self, log_ratio):
+        """log h / pi, floored at -log max_ratio (pi / h <= max_ratio)."""
+        return jnp.maximum(log_ratio, -jnp.log(self.max_ratio))
+
     def _log_ratio_and_prob(self, model_params, trajectory):
-        """log h / pi and log h of the taken action at every step, (B, T) each."""
+        """log h / pi (capped) and log h of the taken action at every step, (B, T) each."""
         returns = reward_to_go(trajectory.rewards, trajectory.mask)
         log_w, log_h = self._network(trajectory.num_actions).log_coefficients(
             model_params, trajectory.observations, returns[..., None], trajectory.policy_probs)
         take = lambda x: jnp.take_along_axis(x, trajectory.actions[..., None], axis=-1)[..., 0]
-        return take(log_w), take(log_h)
+        return self._capped(take(log_w)), take(log_h)
 
     def model_loss(self, model_params, trajectory):
         _, log_h = self._log_ratio_and_prob(model_params, trajectory)
@@ -125,6 +135,6 @@ class HcaReturn(Estimator):
             log_w, _ = self._network(mdp.num_actions).log_coefficients(
                 model_params, observations[:, None, :], jnp.asarray(atoms, jnp.float32)[None, :, None],
                 jnp.asarray(policy_probs, jnp.float32)[:, None, :])  # (S, M, A)
-            log_ratio = jnp.swapaxes(log_w, 1, 2)[None]
+            log_ratio = self._capped(jnp.swapaxes(log_w, 1, 2)[None])
         log_ratio = jnp.broadcast_to(jnp.asarray(log_ratio, laws.dtype), laws.shape)
         return expected_credit(laws, atoms, log_ratio)

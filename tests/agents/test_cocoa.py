@@ -350,3 +350,16 @@ def test_cocoa_feature_options():
     with pytest.raises(ValueError, match="has no ground-truth variant"):
         CocoaFeature(mdp=envs.make("LinearKeyToDoor-v0", length=5).tabular_mdp())
     assert "cocoa-feature-gt" not in agents.names()
+
+
+def test_hca_return_caps_pi_over_h_of_the_learned_classifier(setting):
+    """A classifier with h -> 0 on the taken action gives finite credit: pi / h <= max_ratio."""
+    estimator = HcaReturn(model_hidden_sizes=(8,), max_ratio=10.0)
+    params = randomised(estimator.init_model(jax.random.PRNGKey(3), setting["env"].observation_shape, 4), 3,
+                        scale=30.0)  # wildly confident: pi / h far beyond 10 somewhere
+    trajectory = setting["trajectory"]
+    log_ratio, _ = estimator._log_ratio_and_prob(params, trajectory)
+    assert np.asarray(log_ratio).min() == pytest.approx(-np.log(10.0), rel=1e-6)
+    assert np.isfinite(np.asarray(estimator.credit(params, trajectory))).all()
+    with pytest.raises(ValueError, match="max_ratio must be a number > 1"):
+        HcaReturn(max_ratio=1.0)
