@@ -81,9 +81,6 @@ class LinearKeyToDoor(Environment):
             layout=jnp.asarray(layout, jnp.int32),
             distractor_rewards=jnp.asarray(distractor_rewards, jnp.float32) * self.reward_scale,
             treasure_reward=jnp.float32(treasure_reward * self.reward_scale)))
-        # Reward support, kept in float64 numpy for the tabular form.
-        self._distractor_values = np.asarray(distractor_rewards) * self.reward_scale
-        self._treasure_value = float(treasure_reward) * self.reward_scale
 
     @property
     def num_actions(self) -> int:
@@ -151,15 +148,18 @@ class LinearKeyToDoor(Environment):
         next_state = np.where(p == length - 1, terminal_state, 2 * (p + 1) + next_flag)
         successors = np.concatenate([next_state, np.full((1, 4), terminal_state)])[..., None]
 
-        reward_values = np.unique(np.concatenate([[0.0], self._distractor_values, [self._treasure_value]]))
+        # The rewards exactly as ``step`` pays them (float32 params), so that table and samples agree.
+        distractor_values = np.asarray(params.distractor_rewards, np.float64)
+        treasure_value = float(params.treasure_reward)
+        reward_values = np.unique(np.concatenate([[0.0], distractor_values, [treasure_value]]))
         slot = {value: i for i, value in enumerate(reward_values)}
         picked = ((c == LEFT_APPLE) & (action == PICK_LEFT)) | ((c == RIGHT_APPLE) & (action == PICK_RIGHT))
         treasure = np.broadcast_to((p == length - 1) & (f == 1), picked.shape)
         reward_probs = np.zeros((num_states, 4, len(reward_values)))
         live = reward_probs[:-1]
         live[..., slot[0.0]] += ~picked & ~treasure
-        live[..., slot[self._treasure_value]] += treasure
-        for value in self._distractor_values:  # two equally likely values (maybe equal)
+        live[..., slot[treasure_value]] += treasure
+        for value in distractor_values:  # two equally likely values (maybe equal)
             live[..., slot[value]] += 0.5 * picked
         reward_probs[-1, :, slot[0.0]] = 1.0
 

@@ -1,5 +1,6 @@
 """Linear key-to-door: sampled dynamics against its tabular form, hand-played episodes, errors."""
 
+import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,14 +18,15 @@ NAME = "LinearKeyToDoor-v0"
 Z_BOUND = 5.0
 
 
-def _sample(env: LinearKeyToDoor, batch_size: int, seed: int):
-    mdp = env.tabular_mdp()
+def _sample(env: LinearKeyToDoor, batch_size: int, seed: int, params=None):
+    mdp = env.tabular_mdp(params)
     logits = np.random.default_rng(seed).normal(size=(mdp.num_states, mdp.num_actions)).astype(np.float32)
     policy_fn = tabular_policy(mdp, epsilon=0.1)
 
     @jax.jit
     def run(key):
-        return rollout(env, policy_fn, jnp.asarray(logits), key, batch_size=batch_size, horizon=env.length)
+        return rollout(env, policy_fn, jnp.asarray(logits), key, batch_size=batch_size, horizon=env.length,
+                       env_params=params)
 
     trajectory = jax.device_get(run(jax.random.PRNGKey(seed)))
     return mdp, trajectory
@@ -49,11 +51,23 @@ def _check_frequencies(name, counts, probs, min_visits=30):
     return int(stochastic.sum())
 
 
-@pytest.mark.parametrize("length", [9, 23])
-def test_sampled_dynamics_match_tabular_mdp(length):
+def _other_params(env: LinearKeyToDoor):
+    """Non-default params passed as a pytree: another layout, other apple and treasure rewards."""
+    other = envs.make(NAME, length=env.length, layout_seed=env.layout_seed + 100, distractor_prob=0.6)
+    return dataclasses.replace(other.default_params, distractor_rewards=jnp.asarray([0.3, 1.7], jnp.float32),
+                               treasure_reward=jnp.float32(2.5))
+
+
+@pytest.mark.parametrize("length, custom", [(9, False), (23, False), (9, True)])
+def test_sampled_dynamics_match_tabular_mdp(length, custom):
     env = envs.make(NAME, length=length, layout_seed=length)
+    params = _other_params(env) if custom else None
     batch = 12000
-    mdp, trajectory = _sample(env, batch, seed=length)
+    mdp, trajectory = _sample(env, batch, seed=length, params=params)
+    if custom:  # the table is built from the params it is given, not the environment's defaults
+        np.testing.assert_allclose(mdp.reward_values, [0.0, 0.3, 1.7, 2.5], rtol=1e-6)
+        np.testing.assert_array_equal(np.asarray(mdp.observations)[0],
+                                      np.asarray(env.tabular_mdp(params).observations)[0])
     num_states, num_actions, terminal_state = mdp.num_states, mdp.num_actions, 2 * length
     states = np.asarray(trajectory.state_index)
     actions = np.asarray(trajectory.actions)
@@ -100,13 +114,15 @@ def test_sampled_dynamics_match_tabular_mdp(length):
     stochastic = _check_frequencies("rewards", reward_counts.reshape(-1, len(reward_values))[rows],
                                     np.asarray(mdp.reward_probs).reshape(-1, len(reward_values))[rows])
     # Every apple cell has its matching pick tested for its two reward values (both flags).
-    apples = int(np.isin(np.asarray(env.default_params.layout), [LEFT_APPLE, RIGHT_APPLE]).sum())
+    layout = (params or env.default_params).layout
+    apples = int(np.isin(np.asarray(layout), [LEFT_APPLE, RIGHT_APPLE]).sum())
     assert apples > 0 and stochastic == 2 * 2 * apples
 
     # The same check rejects a table whose apples pay 0.1 w.p. 0.3 instead of 0.5.
     biased = np.asarray(mdp.reward_probs).copy()
     stochastic_rows = (biased > 0.25) & (biased < 0.75)
-    biased[stochastic_rows] = np.where(np.isclose(reward_values, 0.1 * 23 / length), 0.3, 0.7)[
+    first_apple = float((params or env.default_params).distractor_rewards[0])
+    biased[stochastic_rows] = np.where(np.isclose(reward_values, first_apple), 0.3, 0.7)[
         np.nonzero(stochastic_rows)[2]]
     with pytest.raises(AssertionError, match="rewards: max"):
         _check_frequencies("rewards", reward_counts.reshape(-1, len(reward_values))[rows],
@@ -213,7 +229,10 @@ def test_reward_scaling(length, reward_scale, scale):
     np.testing.assert_allclose(params.distractor_rewards, np.array([0.1, 0.9]) * scale, rtol=1e-6)
     assert float(params.treasure_reward) == pytest.approx(0.2 * scale, rel=1e-6)
     mdp = env.tabular_mdp()
-    np.testing.assert_allclose(mdp.reward_values, np.array([0.0, 0.1, 0.2, 0.9]) * scale, rtol=1e-12)
+    # The table holds the rewards exactly as step pays them: the float32 params.
+    np.testing.assert_array_equal(mdp.reward_values, np.unique(np.concatenate(
+        [[0.0], np.asarray(params.distractor_rewards, np.float64), [float(params.treasure_reward)]])))
+    np.testing.assert_allclose(mdp.reward_values, np.array([0.0, 0.1, 0.2, 0.9]) * scale, rtol=1e-6)
 
 
 def test_bad_parameters_raise_naming_the_value():
@@ -270,5 +289,5 @@ def test_tabular_mdp_of_length_103():
     # The key is picked only by PICK_KEY at cell 0, and only state 2L-1 (door opened) pays the treasure.
     np.testing.assert_array_equal(successors[0], [3, 2, 2, 2])
     expected_rewards = np.asarray(mdp.expected_rewards())
-    np.testing.assert_allclose(expected_rewards[2 * length - 1], 0.2 * 23 / length, rtol=1e-12)
+    np.testing.assert_allclose(expected_rewards[2 * length - 1], float(env.default_params.treasure_reward), rtol=1e-12)
     np.testing.assert_allclose(expected_rewards[2 * length - 2], 0.0)
