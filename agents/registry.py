@@ -13,6 +13,7 @@ from cocoa.agents.estimator import Estimator
 from cocoa.agents.q_critic import QCritic
 from cocoa.agents.reinforce import Reinforce
 from cocoa.agents.trajcv import TrajCV
+from cocoa.options import check_types
 
 _ESTIMATORS: dict[str, type[Estimator]] = {}
 
@@ -85,6 +86,7 @@ def make_estimator(name: str, *, mdp=None, **options) -> Estimator:
     if unknown:
         raise ValueError(f"estimator {name!r} has no option(s) {', '.join(unknown)}; it accepts: "
                          + (", ".join(f"{k}={v!r}" for k, v in accepted.items()) or "none"))
+    check_types(f"estimator {name!r}", accepted, options)
     mdp = _mdp_for(name, mdp)
     return _estimator_class(name)(**options, **({"mdp": mdp} if mdp is not None else {}))
 
@@ -104,6 +106,7 @@ def make(name: str, *, num_actions: int, mdp=None, **config) -> Agent:
         raise ValueError(
             f"agent {name!r} has no option(s) {', '.join(unknown)}; shared options: {', '.join(shared)}; "
             f"{name} options: {', '.join(own) or 'none'}")
+    check_types(f"agent {name!r}", {**shared, **own}, config)
     agent_config = AgentConfig(**{k: v for k, v in config.items() if k in shared})
     estimator = make_estimator(name, mdp=mdp, **{k: v for k, v in config.items() if k in own and k not in shared})
     return Agent(estimator, num_actions, agent_config)

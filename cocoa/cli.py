@@ -7,7 +7,9 @@ key-to-door (``cocoa list`` shows every environment's parameters and defaults).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 _TRAIN_EXAMPLE = ("cocoa train --env LinearKeyToDoor-v0 --length 23 --agent advantage "
@@ -18,8 +20,22 @@ class CliError(Exception):
     """A user error on the command line: printed without a traceback."""
 
 
-def _parse_value(name: str, text: str, default):
-    """Converts ``text`` to the type of the parameter's default."""
+def check_output_folder(path: str | Path, option: str = "--out") -> Path:
+    """Creates ``path`` if needed and checks that files can be written there, before any long work."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CliError(f"{option} {str(path)!r} is a file; expected a folder (it is created if missing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise CliError(f"{option} {str(path)!r} is not a writable folder: {error.strerror or error}") from None
+    return path
+
+
+def _parse_value(name: str, text: str, default, label: str | None = None):
+    """Converts ``text`` to the type of the parameter's default (``label`` names it in errors)."""
     try:
         if isinstance(default, bool):
             lowered = text.lower()
@@ -35,7 +51,8 @@ def _parse_value(name: str, text: str, default):
         return text
     except ValueError:
         expected = type(default).__name__ if default is not None else "float"
-        raise CliError(f"--{name.replace('_', '-')} expects a {expected}; got {text!r}") from None
+        label = label or f"--{name.replace('_', '-')}"
+        raise CliError(f"{label} expects a {expected}; got {text!r}") from None
 
 
 def parse_env_params(env_name: str, extra: list[str]) -> dict:
@@ -88,7 +105,7 @@ def parse_agent_options(agent_name: str, items: list[str]) -> dict:
         default = accepted[name]
         if default is None and "," in value:
             default = ()
-        options[name] = _parse_value(name, value, default)
+        options[name] = _parse_value(name, value, default, label=f"--agent-option {name}")
         if isinstance(options[name], tuple) and all(float(v).is_integer() for v in options[name]):
             options[name] = tuple(int(v) for v in options[name])  # layer sizes
     return options
@@ -139,6 +156,7 @@ def _train(args, extra) -> int:
     from cocoa.train import TrainConfig, train
 
     env, env_params = make_env(args.env, extra)
+    check_output_folder(args.out)
     agent_config = {} if args.no_paper_settings else presets.paper_agent_config(args.env, env_params, args.agent)
     if agent_config:
         print(f"{args.agent} on {args.env}: the COCOA paper's settings "
@@ -203,7 +221,7 @@ def _bench(args, extra) -> int:
     if extra:
         raise CliError(f"unexpected arguments for bench: {' '.join(extra)}")
     suite = suites.get(args.suite)
-    out = args.out or f"results/{suite.name}"
+    out = check_output_folder(args.out or f"results/{suite.name}")
     report = runner.run_suite(suite, out, progress=not args.no_progress)
     print(f"wrote {report}")
     return 0
@@ -247,6 +265,7 @@ def _gradients(args, extra) -> int:
     from cocoa import gradients
 
     env, env_params = make_env(args.env, extra)
+    check_output_folder(args.out)
     names = [name.strip() for name in args.agents.split(",") if name.strip()]
     records = gradients.analyse(
         env, names, env_params=env_params, policy=args.policy, samples=args.samples,
@@ -322,5 +341,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def console() -> None:
+    """The ``cocoa`` command (``main`` with the process's arguments and exit status)."""
+    status = main()
+    if status == 130:
+        # Leave at once after Ctrl-C: interpreter teardown while XLA's threads are still running
+        # crashed about one exit in three (rc 139) after the clean message.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -10,6 +10,7 @@ Seed ``i`` uses ``fold_in(PRNGKey(seed), i)``, so its results do not depend on h
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from typing import Any, Callable, Optional, Sequence
 
@@ -177,6 +178,10 @@ def train(env: Environment, agent: Agent, config: TrainConfig = TrainConfig(), *
         raise TypeError(f"env must be a cocoa.envs.Environment; got {type(env).__name__}")
     if not isinstance(agent, Agent):
         raise TypeError(f"agent must be a cocoa.agents.Agent; got {type(agent).__name__}")
+    for candidate in (agent, *shadows):
+        if candidate.num_actions != env.num_actions:
+            raise ValueError(f"agent {candidate.name!r} was built for {candidate.num_actions} actions but {env.name} "
+                             f"has {env.num_actions}; build it with agents.make_for_env(name, env)")
     seed_keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(config.seed), i))(
         jnp.arange(config.seeds))
     init_keys, run_keys, eval_keys = jnp.swapaxes(jax.vmap(lambda k: jax.random.split(k, 3))(seed_keys), 0, 1)
@@ -196,6 +201,9 @@ def train(env: Environment, agent: Agent, config: TrainConfig = TrainConfig(), *
     boundaries = list(range(0, config.updates, config.eval_interval)) + [config.updates]
     lengths = sorted({b - a for a, b in zip(boundaries[:-1], boundaries[1:])})
     compile_start = time.perf_counter()
+    if progress:  # compilation takes tens of seconds before the first update: say so
+        print(f"compiling {agent.name} on {env.name} ({config.seeds} seed(s), batch {config.batch_size})...",
+              file=sys.stderr, flush=True)
     segments = {n: make_segment(env, agent, config, n, shadows).lower(states, run_keys).compile() for n in lengths}
     evaluate = make_evaluate(env, agent, config).lower(states[0], eval_keys).compile()
     compile_seconds = time.perf_counter() - compile_start

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cocoa.envs.base import Environment, constructor_parameters
+from cocoa.options import check_types
 from cocoa.envs.key_to_door import LinearKeyToDoor
 from cocoa.envs.tree import Tree
 
@@ -41,6 +42,7 @@ def make(name: str, **params) -> Environment:
     if unknown:
         raise ValueError(f"{name} has no parameter(s) {', '.join(unknown)}; it accepts: "
                          + ", ".join(f"{k}={v!r}" for k, v in accepted.items()))
+    check_types(name, accepted, params)
     return cls(**params)
 
 

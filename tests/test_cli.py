@@ -2,6 +2,11 @@
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -38,6 +43,7 @@ def test_train_writes_metrics_and_summary(tmp_path, capsys):
     (["train", "--length", "2"], "length must be an integer >= 3"),
     (["train", "--epsilon", "2"], "epsilon must lie in [0, 1]; got 2.0"),
     (["bench", "nope"], "unknown benchmark suite 'nope'; known suites: quick"),
+    (["train", "--agent-option", "td_lambda=x", "--agent", "q-critic"], "--agent-option td_lambda expects a float; got 'x'"),
 ])
 def test_bad_input_names_the_value(tmp_path, capsys, argv, message):
     if argv[0] == "train":
@@ -98,3 +104,31 @@ def test_nan_during_training_is_a_clear_error_not_a_traceback(tmp_path, capsys, 
     monkeypatch.setattr(cocoa.train, "train", diverging)
     assert cli.main(["train", "--length", "5", "--out", str(tmp_path / "x"), "--no-progress"]) == 1
     assert "training stopped: training produced NaN or inf in 'policy_grad_norm' for seed 1" in capsys.readouterr().err
+
+
+def test_out_is_checked_before_any_training(tmp_path, capsys):
+    a_file = tmp_path / "taken"
+    a_file.write_text("not a folder")
+    for argv in (["train", "--length", "7", "--agent", "reinforce"], ["gradients", "--length", "4"],
+                 ["bench", "smoke"]):
+        assert cli.main(argv + ["--out", str(a_file), "--no-progress"]) == 2
+        assert f"--out '{a_file}' is a file; expected a folder" in capsys.readouterr().err
+    nested = tmp_path / "new" / "deeper"
+    assert cli.check_output_folder(nested) == nested and nested.is_dir()
+
+
+def test_ctrl_c_exits_130_with_a_clean_message(tmp_path):
+    """SIGINT during compilation or training: the clean message and exit status 130, never a crash."""
+    command = [sys.executable, "-c", "from cocoa.cli import console; console()", "train", "--length", "7",
+               "--agent", "advantage", "--updates", "100000", "--eval-interval", "50", "--out", str(tmp_path / "run")]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    seen = ""
+    deadline = time.monotonic() + 120
+    while "compiling advantage on LinearKeyToDoor-v0" not in seen and time.monotonic() < deadline:
+        seen += process.stderr.readline()
+    assert "compiling" in seen, seen
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    rest = process.communicate(timeout=60)[1]
+    assert process.returncode == 130, (process.returncode, rest[-2000:])
+    assert "interrupted" in rest

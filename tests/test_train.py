@@ -157,3 +157,24 @@ def test_policy_per_state_training_matches_per_step():
         assert a.keys() == b.keys()
         for key in a:
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), key
+
+
+def test_an_agent_for_another_action_count_fails_at_once_naming_both():
+    env = envs.make("LinearKeyToDoor-v0", length=5)
+    agent = agents.make("reinforce", num_actions=3)
+    with pytest.raises(ValueError, match="built for 3 actions but LinearKeyToDoor-v0 has 4"):
+        train(env, agent, TrainConfig(updates=1, eval_interval=1), progress=False)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: agents.make("q-critic", num_actions=4, td_lambda="x"), "td_lambda must be a number"),
+    (lambda: agents.make("cocoa-reward", num_actions=4, reward_values=(0.0, 1.0), model_hidden_sizes="ab"),
+     "model_hidden_sizes must be a sequence of numbers"),
+    (lambda: agents.make("reinforce", num_actions=4, model_first=1), "model_first must be True or False"),
+    (lambda: envs.make("LinearKeyToDoor-v0", distractor_rewards="ab"), "distractor_rewards must be a sequence"),
+    (lambda: envs.make("LinearKeyToDoor-v0", distractor_prob="x"), "distractor_prob must be a number"),
+    (lambda: envs.make("LinearKeyToDoor-v0", length=7.0), "length must be an integer"),
+])
+def test_python_api_type_errors_name_the_argument(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
