@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from cocoa import oracle
 from cocoa.agents.estimator import Estimator, lookup
 from cocoa.agents.policy import mlp
-from cocoa.agents.reinforce import score_credit
+from cocoa.agents.credit import score_credit, value_loss
 from cocoa.agents.returns import lambda_returns, reward_to_go
 
 
@@ -44,12 +44,6 @@ def expected_credit(mdp, policy_probs, state_values):
         state_values = state_values[None]
     chex.assert_shape(state_values, (None, mdp.num_states))
     return q - state_values[..., None]
-
-
-def value_loss(values, targets, mask):
-    """Mean squared error 0.5 (V_hat - target)^2 over real steps."""
-    chex.assert_equal_shape([values, targets, mask])
-    return 0.5 * jnp.sum(jnp.square(values - targets) * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
 class Advantage(Estimator):

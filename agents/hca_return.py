@@ -29,8 +29,7 @@ import jax.numpy as jnp
 from cocoa import oracle
 from cocoa.agents.estimator import Estimator, lookup
 from cocoa.agents.hindsight import HindsightNetwork, check_network_options
-from cocoa.agents.policy import taken_probability
-from cocoa.agents.reinforce import score_credit
+from cocoa.agents.credit import score_credit, taken
 from cocoa.agents.returns import reward_to_go
 
 
@@ -104,8 +103,7 @@ class HcaReturn(Estimator):
         returns = reward_to_go(trajectory.rewards, trajectory.mask)
         log_w, log_h = self._network(trajectory.num_actions).log_coefficients(
             model_params, trajectory.observations, returns[..., None], trajectory.policy_probs)
-        take = lambda x: jnp.take_along_axis(x, trajectory.actions[..., None], axis=-1)[..., 0]
-        return self._capped(take(log_w)), take(log_h)
+        return self._capped(taken(log_w, trajectory.actions)), taken(log_h, trajectory.actions)
 
     def model_loss(self, model_params, trajectory):
         _, log_h = self._log_ratio_and_prob(model_params, trajectory)
@@ -121,7 +119,7 @@ class HcaReturn(Estimator):
             atom = jnp.round((returns - self._atoms[0]) / self._spacing).astype(jnp.int32)
             table = lookup(model_params["log_ratio"], trajectory.state_index)  # (B, T, A, M)
             per_action = jnp.take_along_axis(table, jnp.clip(atom, 0, table.shape[-1] - 1)[..., None, None], -1)[..., 0]
-            log_ratio = taken_probability(per_action, trajectory.actions).astype(returns.dtype)
+            log_ratio = taken(per_action, trajectory.actions).astype(returns.dtype)
         else:
             log_ratio, _ = self._log_ratio_and_prob(model_params, trajectory)
         return credit(trajectory.rewards, trajectory.actions, trajectory.policy_probs, log_ratio, trajectory.mask)

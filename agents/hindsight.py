@@ -19,7 +19,6 @@ from __future__ import annotations
 import abc
 from typing import Sequence
 
-import chex
 import haiku as hk
 import jax
 import jax.numpy as jnp
@@ -234,77 +233,3 @@ class StateIndexObjects(DiscreteObjects):
 
     def oracle_map(self, mdp):
         return StateObjects().oracle_map(mdp)
-
-
-def later_sums(values, classes, num_objects: int, mask):
-    """sum_{k>t, U_k = u} values_k, (B, T, U): what each object class collects after step t."""
-    chex.assert_rank([values, classes, mask], 2)
-    per_step = jax.nn.one_hot(classes, num_objects, dtype=values.dtype) * (values * mask)[..., None]
-    from_here = jnp.flip(jnp.cumsum(jnp.flip(per_step, 1), axis=1), 1)
-    return jnp.concatenate([from_here[:, 1:], jnp.zeros_like(from_here[:, :1])], axis=1)
-
-
-def later_pairs(mask):
-    """(B, T, T) indicator of valid pairs k > t with both steps real."""
-    chex.assert_rank(mask, 2)
-    length = mask.shape[1]
-    after = jnp.triu(jnp.ones((length, length), mask.dtype), k=1)
-    return mask[:, :, None] * mask[:, None, :] * after
-
-
-class FeatureObjects(DiscreteObjects):
-    """U_k = phi(S_k, A_k), ``num_features`` learned binary reward features (COCOA-feature).
-
-    phi(s, a) = 1{s W_a + b_a > 0} with W_a >= 0 (softplus of free weights), trained through a
-    straight-through estimator (forward: the threshold; backward: the gradient of a steep sigmoid)
-    to regress the reward with a linear readout; the class of an object
-    is its bit pattern read as a binary number, so U = 2 ** num_features.
-    """
-
-    only_rewarding = True
-
-    def __init__(self, num_features: int):
-        self.num_features = num_features
-        self.num_objects = 2 ** num_features
-
-    def init(self, key, observation_shape, num_actions):
-        size = int(np.prod(observation_shape))
-        weight_key, readout_key = jax.random.split(key)
-        return {"weights": jax.random.normal(weight_key, (num_actions, size, self.num_features)) - 1.0,
-                "bias": -jnp.ones((num_actions, self.num_features)),
-                "readout": 0.1 * jax.random.normal(readout_key, (self.num_features,)),
-                "readout_bias": jnp.zeros(())}
-
-    def bits(self, params, observations, actions):
-        """(..., num_features) binary features of (observation, action), straight-through gradients."""
-        flat = jnp.reshape(observations, (*observations.shape[:-1], -1))
-        # Every action's features in one matmul, then the taken action's (cheaper than gathering weights).
-        every_action = jnp.einsum("...i,aif->...af", flat, jax.nn.softplus(params["weights"])) + params["bias"]
-        taken = jnp.take_along_axis(every_action, actions[..., None, None], axis=-2)[..., 0, :]
-        # Scaled by 10 so that Adam's steps (model_learning_rate) move the features quickly.
-        activation = 10.0 * taken
-        soft = jax.nn.sigmoid(activation)  # the straight-through surrogate of the threshold
-        hard = (activation > 0).astype(activation.dtype)
-        return soft + jax.lax.stop_gradient(hard - soft)
-
-    def code(self, bits):
-        return jnp.sum(jnp.round(bits).astype(jnp.int32) * (2 ** jnp.arange(self.num_features)), axis=-1)
-
-    def features(self):
-        """(U, F) the bit pattern of each class, as the hindsight network's input."""
-        return ((jnp.arange(self.num_objects)[:, None] >> jnp.arange(self.num_features)) & 1).astype(jnp.float32)
-
-    def loss(self, params, trajectory, shrinkage: float):
-        """Squared error of the linear reward readout plus L1 shrinkage of the active bits."""
-        bits = self.bits(params, trajectory.observations, trajectory.actions)
-        prediction = bits @ params["readout"] + params["readout_bias"]
-        mask = trajectory.mask
-        error = jnp.sum(jnp.square(prediction - trajectory.rewards) * mask)
-        penalty = shrinkage * jnp.sum(jnp.sum(jnp.abs(bits), axis=-1) * mask)
-        return (error + penalty) / jnp.maximum(jnp.sum(mask), 1.0)
-
-    def classes(self, trajectory):
-        raise TypeError("feature classes depend on the learned features: use CocoaFeature._classes")
-
-    def oracle_map(self, mdp):
-        raise TypeError("feature classes depend on the learned features: use CocoaFeature._object_map")

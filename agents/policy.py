@@ -59,8 +59,3 @@ def tabular_policy(mdp: TabularMDP, epsilon: float = 0.0):
 def entropy(probs, axis: int = -1):
     """Shannon entropy of probability vectors (0 log 0 = 0)."""
     return -jnp.sum(jnp.where(probs > 0, probs * jnp.log(jnp.where(probs > 0, probs, 1.0)), 0.0), axis=axis)
-
-
-def taken_probability(probs, actions):
-    """pi(A_t | S_t) (B, T) from probs (B, T, A) and actions (B, T)."""
-    return jnp.take_along_axis(probs, actions[..., None], axis=-1)[..., 0]

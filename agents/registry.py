@@ -7,7 +7,9 @@ import inspect
 
 from cocoa.agents.advantage import Advantage
 from cocoa.agents.agent import Agent, AgentConfig
-from cocoa.agents.cocoa import CocoaFeature, CocoaReward, HcaState
+from cocoa.agents.cocoa_feature import CocoaFeature
+from cocoa.agents.cocoa_reward import CocoaReward
+from cocoa.agents.hca_state import HcaState
 from cocoa.agents.hca_return import HcaReturn
 from cocoa.agents.estimator import Estimator
 from cocoa.agents.q_critic import QCritic

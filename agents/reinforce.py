@@ -8,11 +8,10 @@ expectation given S_t = s is Q_t(s, a), so REINFORCE is unbiased.
 from __future__ import annotations
 
 import chex
-import jax
 
 from cocoa import oracle
 from cocoa.agents.estimator import Estimator
-from cocoa.agents.policy import taken_probability
+from cocoa.agents.credit import score_credit
 from cocoa.agents.returns import reward_to_go
 
 
@@ -29,13 +28,6 @@ def credit(rewards, actions, policy_probs, mask):
     chex.assert_equal_shape([rewards, actions, mask])
     returns = reward_to_go(rewards, mask)
     return score_credit(returns, actions, policy_probs, mask)
-
-
-def score_credit(signal, actions, policy_probs, mask):
-    """Credit ``signal_t / pi(A_t | S_t)`` on the taken action only: the score-function form."""
-    chex.assert_equal_shape([signal, actions, mask])
-    weight = signal / taken_probability(policy_probs, actions) * mask
-    return jax.nn.one_hot(actions, policy_probs.shape[-1], dtype=weight.dtype) * weight[..., None]
 
 
 def expected_credit(mdp, policy_probs):

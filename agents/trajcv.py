@@ -19,11 +19,10 @@ expected-SARSA lambda-return targets.
 from __future__ import annotations
 
 import chex
-import jax.numpy as jnp
 
 from cocoa import oracle
-from cocoa.agents.q_critic import QModelEstimator, state_values
-from cocoa.agents.reinforce import score_credit
+from cocoa.agents.credit import score_credit, state_values, taken
+from cocoa.agents.q_model import QModelEstimator
 from cocoa.agents.returns import reward_to_go
 
 
@@ -39,8 +38,8 @@ def future_control_variates(q_values, actions, policy_probs, mask):
     chex.assert_rank([q_values, actions, policy_probs, mask], [3, 2, 3, 2])
     chex.assert_equal_shape([q_values, policy_probs])
     chex.assert_equal_shape([actions, mask])
-    taken = _taken(q_values, actions)
-    deviations = (taken - state_values(q_values, policy_probs)) * mask
+    taken_q = taken(q_values, actions)
+    deviations = (taken_q - state_values(q_values, policy_probs)) * mask
     return reward_to_go(deviations, mask) - deviations  # sum over k >= t, minus k = t
 
 
@@ -60,7 +59,7 @@ def credit(rewards, actions, policy_probs, q_values, mask):
     chex.assert_rank([rewards, actions, policy_probs, q_values, mask], [2, 2, 3, 3, 2])
     chex.assert_equal_shape([rewards, actions, mask])
     chex.assert_equal_shape([q_values, policy_probs])
-    correction = (reward_to_go(rewards, mask) - _taken(q_values, actions)
+    correction = (reward_to_go(rewards, mask) - taken(q_values, actions)
                   - future_control_variates(q_values, actions, policy_probs, mask))
     return q_values * mask[..., None] + score_credit(correction, actions, policy_probs, mask)
 
@@ -74,11 +73,6 @@ def expected_credit(mdp, policy_probs):
     on every a, which cancels the all-action term Q_hat(s, a).
     """
     return oracle.q_values(mdp, policy_probs)
-
-
-def _taken(values, actions):
-    """values[b, t, A_t] (B, T) from (B, T, A)."""
-    return jnp.take_along_axis(values, actions[..., None], axis=-1)[..., 0]
 
 
 class TrajCV(QModelEstimator):

@@ -21,16 +21,24 @@ class CliError(Exception):
 
 
 def check_output_folder(path: str | Path, option: str = "--out") -> Path:
-    """Creates ``path`` if needed and checks that files can be written there, before any long work."""
+    """Checks, before any long work, that ``path`` is (or can be made) a folder that takes files.
+
+    Folders made for the check are removed again, so that a run that fails later leaves nothing.
+    """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CliError(f"{option} {str(path)!r} is a file; expected a folder (it is created if missing)")
+    made = [folder for folder in (path, *path.parents) if not folder.exists()]
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as error:
         raise CliError(f"{option} {str(path)!r} is not a writable folder: {error.strerror or error}") from None
+    finally:
+        for folder in made:  # deepest first; each was empty when made
+            if folder.is_dir():
+                folder.rmdir()
     return path
 
 

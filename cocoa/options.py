@@ -65,4 +65,4 @@ def check_types(owner: str, accepted: dict[str, Any], given: dict[str, Any]) -> 
         default = accepted.get(name)
         expected = _expected(default)
         if expected is not None and value is not None and not _matches(value, default):
-            raise ValueError(f"{owner}: {name} must be {expected} (default {default!r}); got {value!r}")
+            raise ValueError(f"{owner}: {name} must be {expected}; got {value!r} (default {default!r})")

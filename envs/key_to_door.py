@@ -148,9 +148,12 @@ class LinearKeyToDoor(Environment):
         next_state = np.where(p == length - 1, terminal_state, 2 * (p + 1) + next_flag)
         successors = np.concatenate([next_state, np.full((1, 4), terminal_state)])[..., None]
 
-        # The rewards exactly as ``step`` pays them (float32 params), so that table and samples agree.
-        distractor_values = np.asarray(params.distractor_rewards, np.float64)
-        treasure_value = float(params.treasure_reward)
+        # The rewards as ``step`` pays them (the float32 params), each read as its shortest decimal
+        # (0.1, not 0.10000000149), so that the table and the samples agree and the values keep
+        # their common lattice (the oracle's law of the return needs one).
+        shortest = lambda value: float(np.format_float_positional(np.float32(value), unique=True, trim="-"))
+        distractor_values = np.array([shortest(v) for v in np.asarray(params.distractor_rewards)])
+        treasure_value = shortest(params.treasure_reward)
         reward_values = np.unique(np.concatenate([[0.0], distractor_values, [treasure_value]]))
         slot = {value: i for i, value in enumerate(reward_values)}
         picked = ((c == LEFT_APPLE) & (action == PICK_LEFT)) | ((c == RIGHT_APPLE) & (action == PICK_RIGHT))

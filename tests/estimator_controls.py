@@ -1,7 +1,7 @@
 """Deliberately wrong estimators: the controls that show a statistical test can fail."""
 
 from cocoa.agents import Reinforce
-from cocoa.agents.policy import taken_probability
+from cocoa.agents.credit import taken
 
 
 class Unscaled(Reinforce):
@@ -14,4 +14,4 @@ class Unscaled(Reinforce):
 
     def credit(self, model_params, trajectory):
         credit = super().credit(model_params, trajectory)
-        return credit * taken_probability(trajectory.policy_probs, trajectory.actions)[..., None]
+        return credit * taken(trajectory.policy_probs, trajectory.actions)[..., None]

@@ -114,7 +114,10 @@ def test_out_is_checked_before_any_training(tmp_path, capsys):
         assert cli.main(argv + ["--out", str(a_file), "--no-progress"]) == 2
         assert f"--out '{a_file}' is a file; expected a folder" in capsys.readouterr().err
     nested = tmp_path / "new" / "deeper"
-    assert cli.check_output_folder(nested) == nested and nested.is_dir()
+    assert cli.check_output_folder(nested) == nested and not (tmp_path / "new").exists()  # checked, not left
+    blocked = a_file / "below"  # a folder can't be made under a file
+    with pytest.raises(cli.CliError, match="is not a writable folder"):
+        cli.check_output_folder(blocked)
 
 
 def test_ctrl_c_exits_130_with_a_clean_message(tmp_path):

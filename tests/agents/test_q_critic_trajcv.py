@@ -12,7 +12,7 @@ from test_estimators import (EPSILON, LENGTH, Z_BOUND, credit_z_scores, gradient
                              setting)  # noqa: F401  (``setting`` is a module-scoped fixture)
 
 from cocoa import agents, envs, oracle
-from cocoa.agents import QCritic, TrajCV, q_critic, returns, tabular_policy, trajcv
+from cocoa.agents import QCritic, TrajCV, q_critic, q_model, returns, tabular_policy, trajcv
 from cocoa.rollout import rollout
 from cocoa.train import TrainConfig, train
 
@@ -155,14 +155,14 @@ def test_expected_and_greedy_targets_on_hand_arrays():
     # lambda = 0: R_t + U(S_{t+1}); no bootstrap at the last step or into padding.
     expected = np.array([[1 + v[0, 1], 0 + v[0, 2], 2 + v[0, 3], 3], [0.5 + v[1, 1], 4, 0, 0]])
     greedy = np.array([[1 + m[0, 1], 0 + m[0, 2], 2 + m[0, 3], 3], [0.5 + m[1, 1], 4, 0, 0]])
-    np.testing.assert_allclose(q_critic.q_lambda_targets(REWARDS, Q, PROBS, MASK, 0.0, "expected"), expected,
+    np.testing.assert_allclose(q_model.q_lambda_targets(REWARDS, Q, PROBS, MASK, 0.0, "expected"), expected,
                                rtol=1e-6)
-    np.testing.assert_allclose(q_critic.q_lambda_targets(REWARDS, Q, PROBS, MASK, 0.0, "greedy"), greedy,
+    np.testing.assert_allclose(q_model.q_lambda_targets(REWARDS, Q, PROBS, MASK, 0.0, "greedy"), greedy,
                                rtol=1e-6)
     assert expected[0, 0] == pytest.approx(0.0) and greedy[0, 0] == pytest.approx(3.0)
     # lambda = 1: the Monte-Carlo return, whatever the bootstrap.
-    for target in q_critic.TARGETS:
-        np.testing.assert_allclose(q_critic.q_lambda_targets(REWARDS, Q, PROBS, MASK, 1.0, target),
+    for target in q_model.TARGETS:
+        np.testing.assert_allclose(q_model.q_lambda_targets(REWARDS, Q, PROBS, MASK, 1.0, target),
                                    returns.reward_to_go(REWARDS, MASK), rtol=1e-6)
     # Intermediate lambda: the recursion target_t = R_t + (1 - lambda) U_{t+1} + lambda target_{t+1}.
     td_lambda = 0.7
@@ -176,17 +176,17 @@ def test_expected_and_greedy_targets_on_hand_arrays():
                 live = t + 1 < 4 and MASK[b, t + 1]
                 following = REWARDS[b, t] + ((1 - td_lambda) * u[b, t + 1] + td_lambda * following if live else 0.0)
                 manual[b, t] = following
-        np.testing.assert_allclose(q_critic.q_lambda_targets(REWARDS, Q, PROBS, MASK, td_lambda, target), manual,
+        np.testing.assert_allclose(q_model.q_lambda_targets(REWARDS, Q, PROBS, MASK, td_lambda, target), manual,
                                    rtol=1e-6)
 
 
 def test_q_loss_regresses_the_taken_action_only_and_stops_target_gradients():
-    targets = q_critic.q_lambda_targets(REWARDS, Q, PROBS, MASK, 0.5, "expected")
+    targets = q_model.q_lambda_targets(REWARDS, Q, PROBS, MASK, 0.5, "expected")
     taken = np.take_along_axis(Q, ACTIONS[..., None], -1)[..., 0]
-    loss = q_critic.q_loss(jnp.asarray(Q), ACTIONS, REWARDS, PROBS, MASK, 0.5, "expected")
+    loss = q_model.q_loss(jnp.asarray(Q), ACTIONS, REWARDS, PROBS, MASK, 0.5, "expected")
     manual = 0.5 * np.sum((taken - targets) ** 2 * MASK) / MASK.sum()
     assert float(loss) == pytest.approx(float(manual), rel=1e-6)
-    grad = np.asarray(jax.grad(q_critic.q_loss)(jnp.asarray(Q), ACTIONS, REWARDS, PROBS, MASK, 0.5, "expected"))
+    grad = np.asarray(jax.grad(q_model.q_loss)(jnp.asarray(Q), ACTIONS, REWARDS, PROBS, MASK, 0.5, "expected"))
     expected_grad = np.zeros_like(Q)
     np.put_along_axis(expected_grad, ACTIONS[..., None], ((taken - targets) * MASK / MASK.sum())[..., None], -1)
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-7)
@@ -281,7 +281,7 @@ def test_bad_target_lists_the_allowed_values():
     with pytest.raises(ValueError, match=r"target must be one of 'expected', 'greedy'; got 'max'"):
         TrajCV(target="max")
     with pytest.raises(ValueError, match=r"target must be one of"):
-        q_critic.q_lambda_targets(REWARDS, Q, PROBS, MASK, 0.5, "Greedy")
+        q_model.q_lambda_targets(REWARDS, Q, PROBS, MASK, 0.5, "Greedy")
 
 
 @pytest.mark.parametrize("name, options, pattern", [

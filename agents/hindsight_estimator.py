@@ -1,4 +1,5 @@
-"""COCOA: counterfactual contribution analysis, and HCA-state, in credit-matrix form.
+"""The hindsight family in credit-matrix form: COCOA's credit, its expected value, the hindsight loss,
+and the estimator base that COCOA-reward, HCA-state and COCOA-feature share.
 
 Meulemans et al. 2023, "Would I have gotten that reward? Long-term credit assignment by
 counterfactual contribution analysis", Eq. 4-6 (COCOA estimator); Harutyunyan et al. 2019,
@@ -29,11 +30,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from cocoa import oracle
+from cocoa.agents.credit import later_pairs, later_sums, score_credit
 from cocoa.agents.estimator import Estimator, lookup
-from cocoa.agents.hindsight import (DiscreteObjects, FeatureObjects, HindsightNetwork, HindsightObjects,
-                                    RewardObjects, StateIndexObjects, StateObjects, check_network_options,
-                                    later_pairs, later_sums)
-from cocoa.agents.reinforce import score_credit
+from cocoa.agents.hindsight import (DiscreteObjects, HindsightNetwork, HindsightObjects, StateIndexObjects,
+                                    check_network_options)
 
 
 def credit(rewards, actions, policy_probs, coefficients, later_rewards, mask):
@@ -99,7 +99,7 @@ def hindsight_loss(log_probs, actions, weights):
     return -jnp.sum(weights * taken) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
-class _HindsightEstimator(Estimator):
+class HindsightEstimator(Estimator):
     """Shared machinery: a hindsight network (learned) or exact coefficients (-gt) for some objects."""
 
     has_exact_variant = True
@@ -225,95 +225,3 @@ class _HindsightEstimator(Estimator):
                 inactive = np.setdiff1d(np.arange(self.objects.num_objects), self.objects.active_classes())
                 coefficients = coefficients.at[..., inactive].set(1.0)
         return expected_credit(mdp, policy_probs, coefficients, hindsight_map, num_objects)
-
-
-class CocoaReward(_HindsightEstimator):
-    """COCOA-reward: hindsight object = the later reward value (optionally refined into ``groups``)."""
-
-    name = "cocoa-reward"
-
-    def __init__(self, reward_values: Sequence[float] | None = None, groups: int = 1,
-                 model_hidden_sizes: Sequence[int] = (256,), policy_features: str = "gate",
-                 relu_difference: bool = True, model_init: str = "default", *, mdp=None):
-        if reward_values is None:
-            if mdp is None:
-                raise ValueError("cocoa-reward needs reward_values=(...), the environment's finite reward "
-                                 "support (agents.make_for_env fills it in for tabular environments)")
-            reward_values = tuple(float(v) for v in mdp.reward_values)
-        super().__init__(RewardObjects(reward_values, groups), model_hidden_sizes,
-                         dict(policy_features=policy_features, relu_difference=relu_difference,
-                              model_init=model_init), mdp)
-
-
-class HcaState(_HindsightEstimator):
-    """HCA-state ("HCA+"): hindsight object = the later state, seen through its observation."""
-
-    name = "hca-state"
-
-    def __init__(self, model_hidden_sizes: Sequence[int] = (256,), policy_features: str = "gate",
-                 relu_difference: bool = True, model_init: str = "default", *, mdp=None):
-        super().__init__(StateObjects(), model_hidden_sizes,
-                         dict(policy_features=policy_features, relu_difference=relu_difference,
-                              model_init=model_init), mdp)
-
-
-class CocoaFeature(_HindsightEstimator):
-    """COCOA-feature: hindsight object = learned binary reward features phi(S_k, A_k) (COCOA paper §4).
-
-    The features are a per-action non-negative linear map of the observation, binarised by a
-    straight-through threshold, trained to regress the reward with a linear readout and an L1
-    shrinkage on the active bits; they train for ``feature_burn_in`` updates, then freeze, so the
-    hindsight model learns coefficients for a fixed set of objects. Only ``2 ** num_features``
-    classes exist, so credit and loss use the regrouped O(B T U) form. There is no ground-truth
-    variant: the objects themselves are learned.
-    """
-
-    name = "cocoa-feature"
-    has_exact_variant = False
-
-    def __init__(self, num_features: int = 4, feature_burn_in: int = 500, feature_shrinkage: float = 1e-3,
-                 model_hidden_sizes: Sequence[int] = (256,), policy_features: str = "gate",
-                 relu_difference: bool = True, model_init: str = "default", *, mdp=None):
-        if not isinstance(num_features, int) or not 1 <= num_features <= 12:
-            raise ValueError(f"num_features must be an integer in [1, 12] (2**num_features classes); "
-                             f"got {num_features!r}")
-        if not isinstance(feature_burn_in, int) or feature_burn_in < 0:
-            raise ValueError(f"feature_burn_in must be a non-negative integer; got {feature_burn_in!r}")
-        if feature_shrinkage < 0:
-            raise ValueError(f"feature_shrinkage must be >= 0; got {feature_shrinkage!r}")
-        self.feature_burn_in = feature_burn_in
-        self.feature_shrinkage = float(feature_shrinkage)
-        super().__init__(FeatureObjects(num_features), model_hidden_sizes,
-                         dict(policy_features=policy_features, relu_difference=relu_difference,
-                              model_init=model_init), mdp)
-
-    def init_model(self, key, observation_shape, num_actions):
-        hindsight_key, feature_key = jax.random.split(key)
-        return {"hindsight": super().init_model(hindsight_key, observation_shape, num_actions),
-                "features": self.objects.init(feature_key, observation_shape, num_actions),
-                "updates": jnp.zeros((), jnp.float32)}
-
-    def _hindsight_params(self, model_params):
-        return model_params["hindsight"]
-
-    def _classes(self, model_params, trajectory):
-        bits = self.objects.bits(model_params["features"], trajectory.observations, trajectory.actions)
-        return self.objects.code(jax.lax.stop_gradient(bits))
-
-    def _object_map(self, model_params, mdp):
-        num_states, num_actions = mdp.num_states, mdp.num_actions
-        observations = jnp.broadcast_to(jnp.asarray(mdp.observations, jnp.float32)[:, None],
-                                        (num_states, num_actions, *mdp.observations.shape[1:]))
-        actions = jnp.broadcast_to(jnp.arange(num_actions), (num_states, num_actions))
-        classes = self.objects.code(self.objects.bits(model_params["features"], observations, actions))
-        return jnp.broadcast_to(classes[..., None], (num_states, num_actions, mdp.num_reward_values)), \
-            self.objects.num_objects
-
-    def model_loss_and_credit(self, model_params, trajectory, state_observations=None):
-        hindsight, credit = super().model_loss_and_credit(model_params, trajectory, state_observations)
-        training_features = (model_params["updates"] < self.feature_burn_in).astype(jnp.float32)
-        return hindsight + training_features * self.objects.loss(
-            model_params["features"], trajectory, self.feature_shrinkage), credit
-
-    def after_update(self, model_params):
-        return dict(model_params, updates=model_params["updates"] + 1.0)
