@@ -19,6 +19,7 @@ from cocoa.agents.estimator import Estimator, lookup
 from cocoa.agents.policy import mlp
 from cocoa.agents.credit import score_credit, value_loss
 from cocoa.agents.returns import lambda_returns, reward_to_go
+from cocoa.agents.registry import register
 
 
 def credit(rewards, actions, policy_probs, values, mask):
@@ -46,6 +47,7 @@ def expected_credit(mdp, policy_probs, state_values):
     return q - state_values[..., None]
 
 
+@register
 class Advantage(Estimator):
     """REINFORCE with a learned value baseline V_hat (an MLP)."""
 

@@ -11,20 +11,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cocoa.agents.hindsight import DiscreteObjects
-from cocoa.agents.hindsight_estimator import HindsightEstimator
+from cocoa.agents.hindsight_estimator import ClassHindsightEstimator
+from cocoa.agents.registry import register
 
 
-class FeatureObjects(DiscreteObjects):
-    """U_k = phi(S_k, A_k), ``num_features`` learned binary reward features (COCOA-feature).
+class RewardFeatures:
+    """phi(S_k, A_k), ``num_features`` learned binary reward features: COCOA-feature's objects.
 
     phi(s, a) = 1{s W_a + b_a > 0} with W_a >= 0 (softplus of free weights), trained through a
     straight-through estimator (forward: the threshold; backward: the gradient of a steep sigmoid)
     to regress the reward with a linear readout; the class of an object
     is its bit pattern read as a binary number, so U = 2 ** num_features.
     """
-
-    only_rewarding = True
 
     def __init__(self, num_features: int):
         self.num_features = num_features
@@ -53,7 +51,7 @@ class FeatureObjects(DiscreteObjects):
     def code(self, bits):
         return jnp.sum(jnp.round(bits).astype(jnp.int32) * (2 ** jnp.arange(self.num_features)), axis=-1)
 
-    def features(self):
+    def class_features(self):
         """(U, F) the bit pattern of each class, as the hindsight network's input."""
         return ((jnp.arange(self.num_objects)[:, None] >> jnp.arange(self.num_features)) & 1).astype(jnp.float32)
 
@@ -66,14 +64,9 @@ class FeatureObjects(DiscreteObjects):
         penalty = shrinkage * jnp.sum(jnp.sum(jnp.abs(bits), axis=-1) * mask)
         return (error + penalty) / jnp.maximum(jnp.sum(mask), 1.0)
 
-    def classes(self, trajectory):
-        raise TypeError("feature classes depend on the learned features: use CocoaFeature._classes")
 
-    def oracle_map(self, mdp):
-        raise TypeError("feature classes depend on the learned features: use CocoaFeature._object_map")
-
-
-class CocoaFeature(HindsightEstimator):
+@register
+class CocoaFeature(ClassHindsightEstimator):
     """COCOA-feature: hindsight object = learned binary reward features phi(S_k, A_k) (COCOA paper §4).
 
     The features are a per-action non-negative linear map of the observation, binarised by a
@@ -86,6 +79,7 @@ class CocoaFeature(HindsightEstimator):
 
     name = "cocoa-feature"
     has_exact_variant = False
+    only_rewarding = True
 
     def __init__(self, num_features: int = 4, feature_burn_in: int = 500, feature_shrinkage: float = 1e-3,
                  model_hidden_sizes: Sequence[int] = (256,), policy_features: str = "gate",
@@ -99,36 +93,40 @@ class CocoaFeature(HindsightEstimator):
             raise ValueError(f"feature_shrinkage must be >= 0; got {feature_shrinkage!r}")
         self.feature_burn_in = feature_burn_in
         self.feature_shrinkage = float(feature_shrinkage)
-        super().__init__(FeatureObjects(num_features), model_hidden_sizes,
-                         dict(policy_features=policy_features, relu_difference=relu_difference,
-                              model_init=model_init), mdp)
+        self.features = RewardFeatures(num_features)
+        self.num_objects = self.features.num_objects
+        super().__init__(model_hidden_sizes, dict(policy_features=policy_features, relu_difference=relu_difference,
+                                                  model_init=model_init), mdp)
 
     def init_model(self, key, observation_shape, num_actions):
         hindsight_key, feature_key = jax.random.split(key)
         return {"hindsight": super().init_model(hindsight_key, observation_shape, num_actions),
-                "features": self.objects.init(feature_key, observation_shape, num_actions),
+                "features": self.features.init(feature_key, observation_shape, num_actions),
                 "updates": jnp.zeros((), jnp.float32)}
 
-    def _hindsight_params(self, model_params):
+    def class_features(self):
+        return self.features.class_features()
+
+    def hindsight_params(self, model_params):
         return model_params["hindsight"]
 
-    def _classes(self, model_params, trajectory):
-        bits = self.objects.bits(model_params["features"], trajectory.observations, trajectory.actions)
-        return self.objects.code(jax.lax.stop_gradient(bits))
+    def classes(self, model_params, trajectory):
+        bits = self.features.bits(model_params["features"], trajectory.observations, trajectory.actions)
+        return self.features.code(jax.lax.stop_gradient(bits))
 
-    def _object_map(self, model_params, mdp):
+    def object_map(self, model_params, mdp):
         num_states, num_actions = mdp.num_states, mdp.num_actions
         observations = jnp.broadcast_to(jnp.asarray(mdp.observations, jnp.float32)[:, None],
                                         (num_states, num_actions, *mdp.observations.shape[1:]))
         actions = jnp.broadcast_to(jnp.arange(num_actions), (num_states, num_actions))
-        classes = self.objects.code(self.objects.bits(model_params["features"], observations, actions))
+        classes = self.features.code(self.features.bits(model_params["features"], observations, actions))
         return jnp.broadcast_to(classes[..., None], (num_states, num_actions, mdp.num_reward_values)), \
-            self.objects.num_objects
+            self.num_objects
 
     def model_loss_and_credit(self, model_params, trajectory, state_observations=None):
         hindsight, credit = super().model_loss_and_credit(model_params, trajectory, state_observations)
         training_features = (model_params["updates"] < self.feature_burn_in).astype(jnp.float32)
-        return hindsight + training_features * self.objects.loss(
+        return hindsight + training_features * self.features.loss(
             model_params["features"], trajectory, self.feature_shrinkage), credit
 
     def after_update(self, model_params):

@@ -10,14 +10,23 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from cocoa.agents.hindsight import RewardObjects
-from cocoa.agents.hindsight_estimator import HindsightEstimator
+import jax.numpy as jnp
+import numpy as np
+
+from cocoa.agents.hindsight_estimator import ClassHindsightEstimator
+from cocoa.agents.registry import register
 
 
-class CocoaReward(HindsightEstimator):
-    """COCOA-reward: hindsight object = the later reward value (optionally refined into ``groups``)."""
+@register
+class CocoaReward(ClassHindsightEstimator):
+    """COCOA-reward: U_k = the reward value R_k, optionally refined by a hash of (S_k, A_k) into ``groups``.
+
+    groups = 1 is COCOA-reward; more groups approach state-action objects. Groups need a tabular
+    environment (the hash reads the state index).
+    """
 
     name = "cocoa-reward"
+    only_rewarding = True
 
     def __init__(self, reward_values: Sequence[float] | None = None, groups: int = 1,
                  model_hidden_sizes: Sequence[int] = (256,), policy_features: str = "gate",
@@ -27,6 +36,50 @@ class CocoaReward(HindsightEstimator):
                 raise ValueError("cocoa-reward needs reward_values=(...), the environment's finite reward "
                                  "support (agents.make_for_env fills it in for tabular environments)")
             reward_values = tuple(float(v) for v in mdp.reward_values)
-        super().__init__(RewardObjects(reward_values, groups), model_hidden_sizes,
-                         dict(policy_features=policy_features, relu_difference=relu_difference,
-                              model_init=model_init), mdp)
+        reward_values = np.asarray(reward_values, dtype=float)
+        if reward_values.ndim != 1 or reward_values.size < 1:
+            raise ValueError(f"reward_values must be a non-empty list of the reward support; got {reward_values!r}")
+        if not isinstance(groups, (int, np.integer)) or groups < 1:
+            raise ValueError(f"groups must be a positive integer; got {groups!r}")
+        self.reward_values = reward_values
+        self.groups = int(groups)
+        self.num_objects = reward_values.size * self.groups
+        if mdp is not None:
+            self._check_support(mdp)
+        super().__init__(model_hidden_sizes, dict(policy_features=policy_features, relu_difference=relu_difference,
+                                                  model_init=model_init), mdp)
+
+    def _check_support(self, mdp):
+        support = np.asarray(mdp.reward_values, dtype=float)
+        if support.shape != self.reward_values.shape or not np.allclose(support, self.reward_values, atol=1e-6):
+            raise ValueError(f"the estimator's reward_values {self.reward_values.tolist()} differ from the MDP's "
+                             f"reward support {support.tolist()}")
+
+    def _group(self, state_index, action, num_actions):
+        if self.groups == 1:
+            return jnp.zeros_like(state_index)
+        # Knuth's multiplicative hash of the state-action pair: a fixed pseudo-random grouping.
+        pair = (state_index.astype(jnp.uint32) * jnp.uint32(num_actions) + action.astype(jnp.uint32))
+        return ((pair * jnp.uint32(2654435761)) % jnp.uint32(self.groups)).astype(jnp.int32)
+
+    def active_classes(self):
+        nonzero = np.flatnonzero(self.reward_values != 0)
+        return (nonzero[:, None] * self.groups + np.arange(self.groups)[None]).reshape(-1)
+
+    def reward_class(self, rewards):
+        """int index of each reward in ``reward_values`` (the nearest value)."""
+        values = jnp.asarray(self.reward_values, rewards.dtype)
+        return jnp.argmin(jnp.abs(rewards[..., None] - values), axis=-1).astype(jnp.int32)
+
+    def classes(self, model_params, trajectory):
+        del model_params
+        group = self._group(trajectory.state_index, trajectory.actions, trajectory.num_actions)
+        return self.reward_class(trajectory.rewards) * self.groups + group
+
+    def object_map(self, model_params, mdp):
+        del model_params
+        self._check_support(mdp)
+        shape = (mdp.num_states, mdp.num_actions, 1)
+        group = self._group(jnp.broadcast_to(jnp.arange(mdp.num_states)[:, None, None], shape),
+                            jnp.broadcast_to(jnp.arange(mdp.num_actions)[None, :, None], shape), mdp.num_actions)
+        return jnp.arange(mdp.num_reward_values)[None, None, :] * self.groups + group, self.num_objects

@@ -31,6 +31,7 @@ from cocoa.agents.estimator import Estimator, lookup
 from cocoa.agents.hindsight import HindsightNetwork, check_network_options
 from cocoa.agents.credit import score_credit, taken
 from cocoa.agents.returns import reward_to_go
+from cocoa.agents.registry import register
 
 
 def credit(rewards, actions, policy_probs, log_ratio, mask):
@@ -66,6 +67,7 @@ def exact_log_ratio(return_laws, policy_probs):
     return jnp.where(defined, jnp.log(jnp.where(defined, return_laws, 1.0) / jnp.where(defined, marginal, 1.0)), 0.0)
 
 
+@register
 class HcaReturn(Estimator):
     """HCA conditioned on the return: a learned classifier h(a | s, G), or the exact one (-gt)."""
 

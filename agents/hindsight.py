@@ -16,7 +16,6 @@ also sees the current policy, through a gate (``HindsightNetwork``), as in the C
 
 from __future__ import annotations
 
-import abc
 from typing import Sequence
 
 import haiku as hk
@@ -24,7 +23,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cocoa.types import TabularMDP, Trajectory
 
 
 POLICY_FEATURE_MODES = ("gate", "input", "none")
@@ -133,103 +131,3 @@ class HindsightNetwork:
         log_policy = jnp.log(jnp.maximum(policy_probs, 1e-30))
         log_normaliser = jax.nn.logsumexp(logits + log_policy, axis=-1, keepdims=True)
         return logits - log_normaliser, logits + log_policy - log_normaliser
-
-
-class HindsightObjects(abc.ABC):
-    """What U_k is: discrete classes (the COCOA-reward family) or a later observation (HCA-state)."""
-
-    #: Train only on pairs whose later reward is non-zero (COCOA-reward; docs/estimators/).
-    only_rewarding: bool = False
-
-    @abc.abstractmethod
-    def oracle_map(self, mdp: TabularMDP) -> tuple[jax.Array, int]:
-        """(S, A, K) object class of each (state, action, reward value) for the oracle, and U."""
-
-
-class DiscreteObjects(HindsightObjects):
-    """Objects that take one of ``num_objects`` classes, computable from a trajectory."""
-
-    num_objects: int
-
-    @abc.abstractmethod
-    def classes(self, trajectory: Trajectory) -> jax.Array:
-        """int (B, T) class of U_t at every step."""
-
-    def features(self):
-        """(U, U) the network input of each class: its one-hot code."""
-        return jnp.eye(self.num_objects, dtype=jnp.float32)
-
-    def active_classes(self) -> np.ndarray:
-        """Classes that can carry a non-zero reward; the others add nothing to credit or loss."""
-        return np.arange(self.num_objects)
-
-
-class RewardObjects(DiscreteObjects):
-    """U_k = the reward value R_k, optionally refined by a hash of (S_k, A_k) into ``groups`` classes.
-
-    groups = 1 is COCOA-reward; more groups approach state-action objects (the COCOA paper's tree
-    experiment). Groups need a tabular environment (the hash reads the state index).
-    """
-
-    only_rewarding = True
-
-    def __init__(self, reward_values, groups: int = 1):
-        reward_values = np.asarray(reward_values, dtype=float)
-        if reward_values.ndim != 1 or reward_values.size < 1:
-            raise ValueError(f"reward_values must be a non-empty list of the reward support; got {reward_values!r}")
-        if not isinstance(groups, (int, np.integer)) or groups < 1:
-            raise ValueError(f"groups must be a positive integer; got {groups!r}")
-        self.reward_values = reward_values
-        self.groups = int(groups)
-        self.num_objects = reward_values.size * self.groups
-
-    def _group(self, state_index, action, num_actions):
-        if self.groups == 1:
-            return jnp.zeros_like(state_index)
-        # Knuth's multiplicative hash of the state-action pair: a fixed pseudo-random grouping.
-        pair = (state_index.astype(jnp.uint32) * jnp.uint32(num_actions) + action.astype(jnp.uint32))
-        return ((pair * jnp.uint32(2654435761)) % jnp.uint32(self.groups)).astype(jnp.int32)
-
-    def active_classes(self):
-        nonzero = np.flatnonzero(self.reward_values != 0)
-        return (nonzero[:, None] * self.groups + np.arange(self.groups)[None]).reshape(-1)
-
-    def reward_class(self, rewards):
-        values = jnp.asarray(self.reward_values, rewards.dtype)
-        return jnp.argmin(jnp.abs(rewards[..., None] - values), axis=-1).astype(jnp.int32)
-
-    def classes(self, trajectory):
-        group = self._group(trajectory.state_index, trajectory.actions, trajectory.num_actions)
-        return self.reward_class(trajectory.rewards) * self.groups + group
-
-    def oracle_map(self, mdp):
-        support = np.asarray(mdp.reward_values, dtype=float)
-        if support.shape != self.reward_values.shape or not np.allclose(support, self.reward_values, atol=1e-6):
-            raise ValueError(f"the estimator's reward_values {self.reward_values.tolist()} differ from the MDP's "
-                             f"reward support {np.asarray(mdp.reward_values).tolist()}")
-        states = jnp.arange(mdp.num_states)[:, None, None]
-        actions = jnp.arange(mdp.num_actions)[None, :, None]
-        group = self._group(jnp.broadcast_to(states, (mdp.num_states, mdp.num_actions, 1)),
-                            jnp.broadcast_to(actions, (mdp.num_states, mdp.num_actions, 1)), mdp.num_actions)
-        return jnp.arange(mdp.num_reward_values)[None, None, :] * self.groups + group, self.num_objects
-
-
-class StateObjects(HindsightObjects):
-    """U_k = S_k, the later state (HCA-state, "HCA+" in the COCOA paper): the network sees its observation."""
-
-    def oracle_map(self, mdp):
-        shape = (mdp.num_states, mdp.num_actions, mdp.num_reward_values)
-        return jnp.broadcast_to(jnp.arange(mdp.num_states)[:, None, None], shape), mdp.num_states
-
-
-class StateIndexObjects(DiscreteObjects):
-    """U_k = the tabular index of S_k: the discrete form of StateObjects used by exact coefficients."""
-
-    def __init__(self, num_states: int):
-        self.num_objects = num_states
-
-    def classes(self, trajectory):
-        return trajectory.state_index
-
-    def oracle_map(self, mdp):
-        return StateObjects().oracle_map(mdp)

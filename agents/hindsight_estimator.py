@@ -8,9 +8,8 @@ counterfactual contribution analysis", Eq. 4-6 (COCOA estimator); Harutyunyan et
     C_t(a) = 1{a = A_t} R_t / pi(A_t | S_t) + sum_{k>t} (w(S_t, a, U_k) - 1) R_k,
     w(s, a, u) = p^pi(A_t = a | S_t = s, U' = u) / pi(a | s).
 
-Members differ only in the hindsight object U_k (``agents.hindsight``): the reward value
-(COCOA-reward, ``cocoa-reward``, optionally refined into groups) or the later state (HCA-state,
-``hca-state``). When U takes few values the sum over later steps regroups exactly by class:
+Members differ only in the hindsight object U_k: the reward value (COCOA-reward, optionally
+refined into groups), learned reward features (COCOA-feature) or the later state (HCA-state). When U takes few values the sum over later steps regroups exactly by class:
 sum_u (w(S_t, a, u) - 1) * sum_{k>t, U_k = u} R_k, so credit and loss cost O(B T U) instead of
 O(B T^2). The "-1" is a baseline (sum_a grad pi(a | s) = 0): it changes variance, not the mean.
 
@@ -22,6 +21,7 @@ Q_t(s, a) - V_t(s) + r^pi(s), so the estimator is unbiased.
 
 from __future__ import annotations
 
+import abc
 from typing import Sequence
 
 import chex
@@ -32,8 +32,7 @@ import numpy as np
 from cocoa import oracle
 from cocoa.agents.credit import later_pairs, later_sums, score_credit
 from cocoa.agents.estimator import Estimator, lookup
-from cocoa.agents.hindsight import (DiscreteObjects, HindsightNetwork, HindsightObjects, StateIndexObjects,
-                                    check_network_options)
+from cocoa.agents.hindsight import HindsightNetwork, check_network_options
 
 
 def credit(rewards, actions, policy_probs, coefficients, later_rewards, mask):
@@ -100,50 +99,109 @@ def hindsight_loss(log_probs, actions, weights):
 
 
 class HindsightEstimator(Estimator):
-    """Shared machinery: a hindsight network (learned) or exact coefficients (-gt) for some objects."""
+    """Base of the hindsight family: a hindsight network (learned) or the oracle's coefficients (-gt).
+
+    A member says what its object U_k is through ``object_map`` (the object class of every (state,
+    action, reward value), for the oracle and the expected credit), ``exact_classes`` (the class
+    of U_k along trajectories, in the same numbering) and its learned credit and coefficients.
+    ``ClassHindsightEstimator`` serves objects that take few classes; HCA-state has one object per
+    later step.
+    """
 
     has_exact_variant = True
-    objects: HindsightObjects
+    #: Train only on pairs whose later reward is non-zero (COCOA-reward, COCOA-feature).
+    only_rewarding: bool = False
 
-    def __init__(self, objects: HindsightObjects, model_hidden_sizes: Sequence[int], network_options: dict, mdp):
+    def __init__(self, model_hidden_sizes: Sequence[int], network_options: dict, mdp):
         super().__init__(mdp)
         check_network_options(**network_options)
-        self.objects = objects
         self.model_hidden_sizes = tuple(model_hidden_sizes)
         self.network_options = dict(network_options)
-        if mdp is not None:
-            self._oracle_map, self._num_oracle_objects = objects.oracle_map(mdp)
-            self._exact_objects = (objects if isinstance(objects, DiscreteObjects)
-                                   else StateIndexObjects(mdp.num_states))
 
-    # --- hooks for objects that depend on learned parameters (COCOA-feature) -------------------
-    def _hindsight_params(self, model_params):
-        return model_params
+    @abc.abstractmethod
+    def object_map(self, model_params, mdp) -> tuple[jax.Array, int]:
+        """(S, A, K) object class of each (state, action, reward value) of ``mdp``, and the class count U."""
 
-    def _classes(self, model_params, trajectory):
-        return self.objects.classes(trajectory)
+    @abc.abstractmethod
+    def exact_classes(self, trajectory) -> jax.Array:
+        """int (B, T) class of U_t at every step, numbered as ``object_map``'s (for the -gt variant)."""
 
-    def _object_map(self, model_params, mdp):
-        return self.objects.oracle_map(mdp)
+    @abc.abstractmethod
+    def learned_credit(self, model_params, trajectory) -> jax.Array:
+        """(B, T, A) credit from the learned hindsight network."""
 
-    # --- the learned model ------------------------------------------------------------------
-    def _network(self, num_actions):
+    @abc.abstractmethod
+    def learned_coefficients(self, model_params, mdp, policy_probs) -> jax.Array:
+        """(S, A, U) the learned w(s, a, u) on every state of ``mdp``, classes as ``object_map``'s."""
+
+    def network(self, num_actions: int) -> HindsightNetwork:
         return HindsightNetwork(num_actions, self.model_hidden_sizes, **self.network_options)
 
-    def init_model(self, key, observation_shape, num_actions):
-        object_size = (self.objects.features().shape[-1] if isinstance(self.objects, DiscreteObjects)
-                       else observation_shape[-1])
-        return self._network(num_actions).init(key, observation_shape, object_size)
+    def counted(self, trajectory):
+        """(B, T) later steps that count as training pairs."""
+        nonzero = (trajectory.rewards != 0) if self.only_rewarding else 1.0
+        return trajectory.mask * nonzero
 
-    def _class_log_coefficients(self, model_params, trajectory, state_observations=None):
-        """log w and log p for every active discrete class: (B, T, U', A) each (``active_classes``).
+    def exact_model(self, policy_table):
+        hindsight_map, num_objects = self.object_map(None, self.mdp)
+        return {"coefficients": oracle.contribution_coefficients(self.mdp, policy_table, hindsight_map, num_objects)}
+
+    def credit(self, model_params, trajectory):
+        if not self.exact:
+            return self.learned_credit(model_params, trajectory)
+        rewards, mask = trajectory.rewards, trajectory.mask
+        coefficients = lookup(model_params["coefficients"], trajectory.state_index).astype(rewards.dtype)
+        later_rewards = later_sums(rewards, self.exact_classes(trajectory), coefficients.shape[-1], mask)
+        return credit(rewards, trajectory.actions, trajectory.policy_probs, coefficients, later_rewards, mask)
+
+    def expected_credit(self, model_params, mdp, policy_probs):
+        hindsight_map, num_objects = self.object_map(model_params, mdp)
+        coefficients = (model_params["coefficients"] if self.exact
+                        else self.learned_coefficients(model_params, mdp, policy_probs))
+        return expected_credit(mdp, policy_probs, coefficients, hindsight_map, num_objects)
+
+
+class ClassHindsightEstimator(HindsightEstimator):
+    """Objects that take one of ``num_objects`` classes (the reward value, learned reward features).
+
+    The network runs once per (step, class), or once per (state, class) on tabular environments,
+    and credit and loss regroup exactly by class: O(B T U) instead of O(B T^2) pairs. Only the
+    classes that can carry a reward (``active_classes``) are evaluated.
+    """
+
+    num_objects: int
+
+    @abc.abstractmethod
+    def classes(self, model_params, trajectory) -> jax.Array:
+        """int (B, T) class of U_t at every step."""
+
+    def class_features(self):
+        """(U, F) the network input of each class (default: its one-hot code)."""
+        return jnp.eye(self.num_objects, dtype=jnp.float32)
+
+    def active_classes(self) -> np.ndarray:
+        """Classes that can carry a non-zero reward; the others add nothing to credit or loss."""
+        return np.arange(self.num_objects)
+
+    def hindsight_params(self, model_params):
+        """The hindsight network's parameters within ``model_params``."""
+        return model_params
+
+    def exact_classes(self, trajectory):
+        return self.classes(None, trajectory)
+
+    def init_model(self, key, observation_shape, num_actions):
+        return self.network(num_actions).init(key, observation_shape, self.class_features().shape[-1])
+
+    def class_log_coefficients(self, model_params, trajectory, state_observations=None):
+        """log w and log p for every active class: (B, T, U', A) each (``active_classes``).
 
         With ``state_observations`` the network runs once per state, with the behaviour policy of
         each visited state (read from the trajectory), and is gathered at the steps' state indices.
         """
-        network = self._network(trajectory.num_actions)
-        features = self.objects.features()[self.objects.active_classes()]
-        params = self._hindsight_params(model_params)
+        network = self.network(trajectory.num_actions)
+        features = self.class_features()[self.active_classes()]
+        params = self.hindsight_params(model_params)
         if state_observations is None:
             return network.log_coefficients(params, trajectory.observations[:, :, None, :], features[None, None],
                                             trajectory.policy_probs[:, :, None, :])
@@ -154,74 +212,30 @@ class HindsightEstimator(Estimator):
                                              policy_table[:, None, :])
         return tuple(table[trajectory.state_index] for table in per_state)
 
-    def _pair_log_coefficients(self, model_params, trajectory):
-        """log w and log p for every pair (t, k) with U_k = the observation at k: (B, T, T, A) each."""
-        network = self._network(trajectory.num_actions)
-        return network.log_coefficients(model_params, trajectory.observations[:, :, None, :],
-                                        trajectory.observations[:, None, :, :],
-                                        trajectory.policy_probs[:, :, None, :])
-
     def model_loss_and_credit(self, model_params, trajectory, state_observations=None):
-        if not isinstance(self.objects, DiscreteObjects):
-            return super().model_loss_and_credit(model_params, trajectory)
-        # One network pass serves both: log p for the loss, w = exp(log w) for the credit. Only the
-        # classes that can carry a reward are evaluated: the others weigh no later reward and no pair.
-        log_coefficients, log_probs = self._class_log_coefficients(model_params, trajectory, state_observations)
-        classes = self._classes(model_params, trajectory)
-        active = self.objects.active_classes()
-        weights = later_sums(jnp.ones_like(trajectory.rewards), classes, self.objects.num_objects,
-                             self._counted(trajectory))[..., active]
+        # One network pass serves both: log p for the loss, w = exp(log w) for the credit.
+        log_coefficients, log_probs = self.class_log_coefficients(model_params, trajectory, state_observations)
+        classes = self.classes(model_params, trajectory)
+        active = self.active_classes()
+        weights = later_sums(jnp.ones_like(trajectory.rewards), classes, self.num_objects,
+                             self.counted(trajectory))[..., active]
         loss = hindsight_loss(log_probs, trajectory.actions, weights)
-        later_rewards = later_sums(trajectory.rewards, classes, self.objects.num_objects, trajectory.mask)[..., active]
+        later_rewards = later_sums(trajectory.rewards, classes, self.num_objects, trajectory.mask)[..., active]
         coefficients = jnp.swapaxes(jnp.exp(jax.lax.stop_gradient(log_coefficients)), -1, -2)
         return loss, credit(trajectory.rewards, trajectory.actions, trajectory.policy_probs, coefficients,
                             later_rewards, trajectory.mask)
 
     def model_loss(self, model_params, trajectory):
-        if isinstance(self.objects, DiscreteObjects):
-            return self.model_loss_and_credit(model_params, trajectory)[0]  # the unused credit is compiled away
-        _, log_probs = self._pair_log_coefficients(model_params, trajectory)
-        weights = later_pairs(trajectory.mask) * self._counted(trajectory)[:, None, :]
-        return hindsight_loss(log_probs, trajectory.actions, weights)
+        return self.model_loss_and_credit(model_params, trajectory)[0]  # the unused credit is compiled away
 
-    def _counted(self, trajectory):
-        """(B, T) later steps that count as training pairs."""
-        nonzero = (trajectory.rewards != 0) if self.objects.only_rewarding else 1.0
-        return trajectory.mask * nonzero
+    def learned_credit(self, model_params, trajectory):
+        return self.model_loss_and_credit(model_params, trajectory)[1]  # the unused loss is compiled away
 
-    # --- ground truth ----------------------------------------------------------------------
-    def exact_model(self, policy_table):
-        return {"coefficients": oracle.contribution_coefficients(
-            self.mdp, policy_table, self._oracle_map, self._num_oracle_objects)}
-
-    # --- credit ----------------------------------------------------------------------------
-    def credit(self, model_params, trajectory):
-        rewards, actions, probs, mask = (trajectory.rewards, trajectory.actions, trajectory.policy_probs,
-                                         trajectory.mask)
-        if self.exact:
-            coefficients = lookup(model_params["coefficients"], trajectory.state_index).astype(rewards.dtype)
-            classes, num_objects = self._exact_objects.classes(trajectory), self._exact_objects.num_objects
-        elif isinstance(self.objects, DiscreteObjects):
-            return self.model_loss_and_credit(model_params, trajectory)[1]  # the unused loss is compiled away
-        else:
-            log_coefficients, _ = self._pair_log_coefficients(model_params, trajectory)
-            return pairwise_credit(rewards, actions, probs, jnp.exp(log_coefficients), mask)
-        later_rewards = later_sums(rewards, classes, num_objects, mask)
-        return credit(rewards, actions, probs, coefficients, later_rewards, mask)
-
-    def expected_credit(self, model_params, mdp, policy_probs):
-        hindsight_map, num_objects = self._object_map(model_params, mdp)
-        if self.exact:
-            coefficients = model_params["coefficients"]
-        else:
-            network = self._network(mdp.num_actions)
-            observations = jnp.asarray(mdp.observations, jnp.float32)
-            probs = jnp.asarray(policy_probs, jnp.float32)[:, None, :]
-            objects = (self.objects.features() if isinstance(self.objects, DiscreteObjects) else observations)
-            log_coefficients, _ = network.log_coefficients(self._hindsight_params(model_params),
-                                                           observations[:, None, :], objects[None], probs)
-            coefficients = jnp.swapaxes(jnp.exp(log_coefficients), -1, -2)  # (S, A, U)
-            if isinstance(self.objects, DiscreteObjects):  # as in credit: inactive classes weigh nothing
-                inactive = np.setdiff1d(np.arange(self.objects.num_objects), self.objects.active_classes())
-                coefficients = coefficients.at[..., inactive].set(1.0)
-        return expected_credit(mdp, policy_probs, coefficients, hindsight_map, num_objects)
+    def learned_coefficients(self, model_params, mdp, policy_probs):
+        observations = jnp.asarray(mdp.observations, jnp.float32)
+        log_coefficients, _ = self.network(mdp.num_actions).log_coefficients(
+            self.hindsight_params(model_params), observations[:, None, :], self.class_features()[None],
+            jnp.asarray(policy_probs, jnp.float32)[:, None, :])
+        coefficients = jnp.swapaxes(jnp.exp(log_coefficients), -1, -2)  # (S, A, U)
+        inactive = np.setdiff1d(np.arange(self.num_objects), self.active_classes())
+        return coefficients.at[..., inactive].set(1.0)  # as in credit: inactive classes weigh nothing

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 
 from cocoa.agents.credit import state_values
 from cocoa.agents.q_model import QModelEstimator
+from cocoa.agents.registry import register
 
 
 def credit(q_values, policy_probs, mask, baseline: bool = True):
@@ -73,6 +74,7 @@ def expected_credit(mdp, policy_probs, q_values, baseline: bool = True):
     return q_values
 
 
+@register
 class QCritic(QModelEstimator):
     """Q-critic: the learned Q_hat(S_t, .) on every action (minus its pi-average if ``baseline``)."""
 

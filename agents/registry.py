@@ -5,16 +5,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 
-from cocoa.agents.advantage import Advantage
 from cocoa.agents.agent import Agent, AgentConfig
-from cocoa.agents.cocoa_feature import CocoaFeature
-from cocoa.agents.cocoa_reward import CocoaReward
-from cocoa.agents.hca_state import HcaState
-from cocoa.agents.hca_return import HcaReturn
 from cocoa.agents.estimator import Estimator
-from cocoa.agents.q_critic import QCritic
-from cocoa.agents.reinforce import Reinforce
-from cocoa.agents.trajcv import TrajCV
 from cocoa.options import check_types
 
 _ESTIMATORS: dict[str, type[Estimator]] = {}
@@ -114,10 +106,6 @@ def make(name: str, *, num_actions: int, mdp=None, **config) -> Agent:
     return Agent(estimator, num_actions, agent_config)
 
 
-register(Reinforce)
-register(Advantage)
-register(QCritic)
-register(TrajCV)
 
 
 def make_for_env(name: str, env, **config) -> Agent:
@@ -126,9 +114,3 @@ def make_for_env(name: str, env, **config) -> Agent:
     if "reward_values" in estimator_parameters(name) and "reward_values" not in config and env.is_tabular:
         config["reward_values"] = tuple(float(v) for v in (mdp or env.tabular_mdp()).reward_values)
     return make(name, num_actions=env.num_actions, mdp=mdp, **config)
-
-
-register(CocoaReward)
-register(HcaState)
-register(HcaReturn)
-register(CocoaFeature)

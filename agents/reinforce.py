@@ -13,6 +13,7 @@ from cocoa import oracle
 from cocoa.agents.estimator import Estimator
 from cocoa.agents.credit import score_credit
 from cocoa.agents.returns import reward_to_go
+from cocoa.agents.registry import register
 
 
 def credit(rewards, actions, policy_probs, mask):
@@ -35,6 +36,7 @@ def expected_credit(mdp, policy_probs):
     return oracle.q_values(mdp, policy_probs)
 
 
+@register
 class Reinforce(Estimator):
     """REINFORCE: Monte-Carlo return on the taken action; no learned model."""
 

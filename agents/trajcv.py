@@ -24,6 +24,7 @@ from cocoa import oracle
 from cocoa.agents.credit import score_credit, state_values, taken
 from cocoa.agents.q_model import QModelEstimator
 from cocoa.agents.returns import reward_to_go
+from cocoa.agents.registry import register
 
 
 def future_control_variates(q_values, actions, policy_probs, mask):
@@ -75,6 +76,7 @@ def expected_credit(mdp, policy_probs):
     return oracle.q_values(mdp, policy_probs)
 
 
+@register
 class TrajCV(QModelEstimator):
     """TrajCV: REINFORCE with the Q-critic and the future trajectory-wise control variates.
 

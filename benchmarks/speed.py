@@ -83,7 +83,7 @@ def hindsight_output_layer_seconds(length: int, repeats: int) -> float:
     """
     env = envs.make("LinearKeyToDoor-v0", length=length)
     estimator = agents.make_for_env("cocoa-reward", env).estimator
-    rows = env.tabular_mdp().num_states * len(estimator.objects.active_classes())
+    rows = env.tabular_mdp().num_states * len(estimator.active_classes())
     hidden = estimator.model_hidden_sizes[-1]
     outputs = 2 * env.num_actions * (1 + 2 * env.num_actions)  # ReLU-difference halves x (base + gate)
     keys = jax.random.split(jax.random.PRNGKey(0), 3)

@@ -110,7 +110,7 @@ def test_exact_coefficients_match_empirical_hindsight_counts(setting):
         coefficients = np.asarray(oracle.contribution_coefficients(
             mdp, jnp.asarray(setting["probs64"]), hindsight_map, num_objects))
     counts = np.asarray(counts)
-    classes = CocoaReward(reward_values=tuple(mdp.reward_values)).objects.reward_class(trajectory.rewards)
+    classes = CocoaReward(reward_values=tuple(mdp.reward_values)).reward_class(trajectory.rewards)
     later = np.asarray(later_sums(jnp.ones_like(trajectory.rewards), classes, num_objects, trajectory.mask))
     states, actions = np.asarray(trajectory.state_index), np.asarray(trajectory.actions)
     steps = np.broadcast_to(np.arange(LENGTH), states.shape)
@@ -149,12 +149,12 @@ def test_regrouped_credit_and_loss_equal_the_all_pairs_form(setting):
     """Grouping later steps by reward class gives exactly the O(B T^2) sum over pairs (issue 3 hint)."""
     estimator, params = learned(CocoaReward, setting)
     trajectory = jax.tree.map(lambda x: x[:64], setting["trajectory"])
-    log_w, log_p = estimator._class_log_coefficients(params, trajectory)  # (B, T, U', A): rewarding classes
-    active = estimator.objects.active_classes()
+    log_w, log_p = estimator.class_log_coefficients(params, trajectory)  # (B, T, U', A): rewarding classes
+    active = estimator.active_classes()
     assert len(active) == len(setting["mdp"].reward_values) - 1  # the zero-reward class is skipped
-    position = np.zeros(estimator.objects.num_objects, np.int32)
+    position = np.zeros(estimator.num_objects, np.int32)
     position[active] = np.arange(len(active))  # zero-reward steps read any entry: R_k = 0 weighs nothing
-    classes = jnp.asarray(position)[estimator.objects.classes(trajectory)]  # (B, T)
+    classes = jnp.asarray(position)[estimator.classes(params, trajectory)]  # (B, T)
     # All pairs: the coefficient of the class seen at k, for every (t, k).
     pick = lambda table: jnp.take_along_axis(table, classes[:, None, :, None], axis=2)  # (B, T, T, A)
     pairwise = hindsight_estimator.pairwise_credit(trajectory.rewards, trajectory.actions, trajectory.policy_probs,
@@ -169,7 +169,7 @@ def test_regrouped_credit_and_loss_equal_the_all_pairs_form(setting):
     np.testing.assert_allclose(estimator.model_loss(params, trajectory), all_pairs_loss, rtol=1e-5)
     grads = jax.grad(estimator.model_loss)(params, trajectory)
     pair_grads = jax.grad(lambda p: hindsight_estimator.hindsight_loss(
-        pick(estimator._class_log_coefficients(p, trajectory)[1]), trajectory.actions, pair_weights))(params)
+        pick(estimator.class_log_coefficients(p, trajectory)[1]), trajectory.actions, pair_weights))(params)
     for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(pair_grads)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
@@ -202,11 +202,11 @@ def test_hindsight_loss_minimiser_matches_exact_coefficients():
     exact = np.asarray(oracle.contribution_coefficients(mdp, policy_table, hindsight_map, num_objects))
     counts, _ = oracle.later_occurrences(mdp, policy_table, hindsight_map, num_objects)
     occupancy = np.asarray(oracle.occupancy(mdp, policy_table))  # (H, S)
-    network = estimator._network(4)
+    network = estimator.network(4)
 
     def coefficients(params):  # (S, A, U)
         log_w, _ = network.log_coefficients(params, jnp.asarray(mdp.observations)[:, None, :],
-                                            estimator.objects.features()[None], policy_table[:, None, :])
+                                            estimator.class_features()[None], policy_table[:, None, :])
         return np.swapaxes(np.exp(np.asarray(log_w)), -1, -2)
 
     # Compare where the pair is frequent: state visited, u occurs later, u pays a non-zero reward.
@@ -226,7 +226,7 @@ def test_hindsight_loss_minimiser_matches_exact_coefficients():
 def test_registry_and_options():
     env = envs.make("LinearKeyToDoor-v0", length=7)
     agent = agents.make_for_env("cocoa-reward", env)
-    np.testing.assert_allclose(agent.estimator.objects.reward_values, env.tabular_mdp().reward_values)
+    np.testing.assert_allclose(agent.estimator.reward_values, env.tabular_mdp().reward_values)
     assert agents.make_for_env("hca-state-gt", env).name == "hca-state-gt"
     with pytest.raises(ValueError, match="cocoa-reward needs reward_values"):
         agents.make("cocoa-reward", num_actions=4)
@@ -306,7 +306,7 @@ def test_cocoa_feature_expected_credit_matches_monte_carlo(setting):
     params = estimator.init_model(jax.random.PRNGKey(11), setting["env"].observation_shape, 4)
     params = dict(params, hindsight=randomised(params["hindsight"], 11),
                   features=dict(params["features"], bias=params["features"]["bias"] + 0.35))
-    classes = np.asarray(estimator._classes(params, setting["trajectory"]))
+    classes = np.asarray(estimator.classes(params, setting["trajectory"]))
     assert len(np.unique(classes)) >= 3  # the random features really split the steps into classes
     z, constant_mean, constant_target, cells = credit_z_scores(estimator, params, setting)
     assert cells >= 8 and z.size >= 20
@@ -324,9 +324,9 @@ def test_cocoa_feature_learns_reward_features_then_freezes_them():
     params = jax.tree.map(lambda x: x[0], result.final_state.model_params)
     assert float(params["updates"]) == 400
     mdp = env.tabular_mdp()
-    bits = agent.estimator.objects.bits(params["features"], jnp.asarray(mdp.observations)[:, None],
+    bits = agent.estimator.features.bits(params["features"], jnp.asarray(mdp.observations)[:, None],
                                         jnp.arange(4)[None])
-    classes = np.asarray(agent.estimator.objects.code(bits))  # (S, A)
+    classes = np.asarray(agent.estimator.features.code(bits))  # (S, A)
     rewards = np.asarray(mdp.expected_rewards())
     policy_params = jax.tree.map(lambda x: x[0], result.final_state.policy_params)
     probs = agent.behaviour_probs(policy_params, jnp.asarray(mdp.observations))
