@@ -52,6 +52,10 @@ class Advantage(Estimator):
     """REINFORCE with a learned value baseline V_hat (an MLP)."""
 
     name = "advantage"
+
+    @property
+    def unbiased(self) -> bool:
+        return True  # any state baseline leaves the mean unchanged
     has_exact_variant = True
 
     def __init__(self, model_hidden_sizes: Sequence[int] = (256,), td_lambda: float = 1.0, *, mdp=None):

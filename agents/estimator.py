@@ -43,6 +43,12 @@ class Estimator(abc.ABC):
         """Whether model quantities come from the oracle (the ``-gt`` variant)."""
         return self.mdp is not None
 
+    @property
+    def unbiased(self) -> bool:
+        """Whether the estimator claims E[g_hat] = the true policy gradient for any model it holds
+        (for ``-gt`` variants: with the oracle's models). The conformance tests check every claim."""
+        return False
+
     def exact_model(self, policy_table) -> Any:
         """Oracle tables for the ground-truth variant, from the policy (S, A) on every state of ``mdp``."""
         raise TypeError(f"estimator {self.name!r} has no ground-truth variant")

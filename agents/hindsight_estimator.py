@@ -134,6 +134,10 @@ class HindsightEstimator(Estimator):
     def learned_coefficients(self, model_params, mdp, policy_probs) -> jax.Array:
         """(S, A, U) the learned w(s, a, u) on every state of ``mdp``, classes as ``object_map``'s."""
 
+    @property
+    def unbiased(self) -> bool:
+        return self.exact  # exact coefficients of objects that predict the reward; learned ones are not
+
     def network(self, num_actions: int) -> HindsightNetwork:
         return HindsightNetwork(num_actions, self.model_hidden_sizes, **self.network_options)
 

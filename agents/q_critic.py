@@ -79,6 +79,10 @@ class QCritic(QModelEstimator):
     """Q-critic: the learned Q_hat(S_t, .) on every action (minus its pi-average if ``baseline``)."""
 
     name = "q-critic"
+
+    @property
+    def unbiased(self) -> bool:
+        return self.exact  # exactly when Q_hat = Q^pi (up to a per-state shift)
     has_exact_variant = True
 
     def __init__(self, model_hidden_sizes: Sequence[int] = (256,), td_lambda: float = 0.9,

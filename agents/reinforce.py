@@ -42,6 +42,10 @@ class Reinforce(Estimator):
 
     name = "reinforce"
 
+    @property
+    def unbiased(self) -> bool:
+        return True  # E[G_t | S_t, A_t] = Q_t
+
     def credit(self, model_params, trajectory):
         del model_params
         return credit(trajectory.rewards, trajectory.actions, trajectory.policy_probs, trajectory.mask)

@@ -13,7 +13,7 @@ from cocoa import agents, cli, envs, gradients, metrics, oracle
 from cocoa.agents import Agent, AgentState
 from cocoa.enumeration import enumerate_trajectories
 from cocoa.rollout import rollout
-from estimator_controls import Unscaled  # tests/: the biased control
+from estimator_checks import Unscaled  # tests/: the biased control
 
 LENGTH = 5  # key-to-door with 1600 trajectories: enumerable
 NUM_SAMPLES = 4000

@@ -1,66 +1,14 @@
-"""REINFORCE and Advantage: Monte-Carlo means of their gradient estimates and credits against the
-oracle on key-to-door, the return helpers, and the agent registry's errors."""
+"""REINFORCE and Advantage beyond the conformance suite (test_conformance): the value network's
+expected credit, the return helpers, score-form credit, and the agent registry's errors."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cocoa import agents, envs, oracle
-from cocoa.agents import Advantage, Reinforce, policy_surrogate, returns, tabular_policy
-from cocoa.rollout import rollout
-from estimator_controls import Unscaled  # tests/: the biased control
-
-LENGTH = 7
-EPSILON = 0.05
-NUM_EPISODES = 20000
-# Max over components of |z|: the gradient has S * A = 15 * 4 = 60 components (fewer with nonzero
-# variance), the credit check about 50 cells x actions. Under the null each |z| > 5 has probability
-# ~6e-7 (normal approximation, N = 20000), so max |z| > 5 happens by chance w.p. < 1e-4.
-Z_BOUND = 5.0
-# Cells (t, s) with fewer visits are not z-tested in the credit check (normal approximation).
-MIN_VISITS = 200
-
-
-@pytest.fixture(scope="module")
-def setting():
-    env = envs.make("LinearKeyToDoor-v0", length=LENGTH, layout_seed=1)
-    mdp = env.tabular_mdp()
-    logits = np.random.default_rng(0).normal(size=(mdp.num_states, mdp.num_actions)).astype(np.float32)
-    policy_fn = tabular_policy(mdp, EPSILON)
-    trajectory = jax.jit(lambda key: rollout(env, policy_fn, jnp.asarray(logits), key,
-                                             batch_size=NUM_EPISODES, horizon=LENGTH))(jax.random.PRNGKey(42))
-    with jax.enable_x64(True):
-        logits64 = logits.astype(np.float64)
-        probs64 = np.asarray(oracle.mixed_policy(jnp.asarray(logits64), EPSILON))
-        true_gradient = np.asarray(oracle.policy_gradient(mdp, logits64, epsilon=EPSILON))
-    assert np.abs(true_gradient).max() > 1e-2
-    return dict(env=env, mdp=mdp, logits=logits, trajectory=trajectory, probs64=probs64,
-                true_gradient=true_gradient)
-
-
-@jax.jit
-def per_trajectory_gradients(logits, credit, state_index, mask):
-    """(B, S, A) gradient of each trajectory's surrogate sum_t sum_a pi(a | S_t) C_t(a) w.r.t. the logits."""
-
-    def surrogate(table, credit, states, mask):
-        probs = oracle.mixed_policy(table[states], EPSILON)
-        return policy_surrogate(probs[None], jax.lax.stop_gradient(credit)[None], mask[None])
-
-    return jax.vmap(jax.grad(surrogate), in_axes=(None, 0, 0, 0))(logits, credit, state_index, mask)
-
-
-def gradient_z_scores(estimator, model_params, setting):
-    trajectory = setting["trajectory"]
-    credit = estimator.credit(model_params, trajectory)
-    gradients = np.asarray(per_trajectory_gradients(jnp.asarray(setting["logits"]), credit,
-                                                    trajectory.state_index, trajectory.mask), np.float64)
-    gradients = gradients.reshape(NUM_EPISODES, -1)
-    target = setting["true_gradient"].reshape(-1)
-    mean, std = gradients.mean(0), gradients.std(0, ddof=1)
-    varies = std > 1e-7
-    z = (mean[varies] - target[varies]) / (std[varies] / np.sqrt(NUM_EPISODES))
-    return z, mean[~varies], target[~varies], int(varies.sum())
+from cocoa import agents, oracle
+from cocoa.agents import Advantage, returns
+from estimator_checks import EPSILON
 
 
 def random_value_network(setting):
@@ -69,66 +17,6 @@ def random_value_network(setting):
     values = np.asarray(estimator.values(params, jnp.asarray(setting["mdp"].observations)))
     assert np.abs(values).max() > 0.05  # a baseline far from zero, so it really changes the credit
     return estimator, params
-
-
-@pytest.mark.parametrize("name", ["reinforce", "advantage"])
-def test_gradient_estimate_is_unbiased(setting, name):
-    if name == "reinforce":
-        estimator, params = Reinforce(), {}
-    else:
-        estimator, params = random_value_network(setting)
-    z, constant_mean, constant_target, varying = gradient_z_scores(estimator, params, setting)
-    assert varying >= 30  # most components are random; the rest are checked exactly below
-    assert np.abs(z).max() < Z_BOUND, f"max |z| = {np.abs(z).max():.2f}"
-    np.testing.assert_allclose(constant_mean, constant_target, atol=1e-6)
-
-
-def test_same_check_rejects_a_biased_estimator(setting):
-    z, _, _, _ = gradient_z_scores(Unscaled(), {}, setting)
-    assert np.abs(z).max() > Z_BOUND, f"max |z| = {np.abs(z).max():.2f}"
-
-
-def credit_z_scores(estimator, model_params, setting):
-    """z-scores of the Monte-Carlo mean of C_t(a) per (t, S_t) cell against expected_credit[t, s, a]."""
-    mdp, trajectory = setting["mdp"], setting["trajectory"]
-    credit = np.asarray(estimator.credit(model_params, trajectory), np.float64)  # (N, T, A)
-    with jax.enable_x64(True):
-        expected = np.asarray(estimator.expected_credit(model_params, mdp, setting["probs64"]))
-    assert expected.shape == (mdp.horizon, mdp.num_states, mdp.num_actions)
-    horizon, num_states, num_actions = expected.shape
-    steps = np.broadcast_to(np.arange(LENGTH), (NUM_EPISODES, LENGTH))
-    cell = (steps * num_states + np.asarray(trajectory.state_index)).reshape(-1)
-    flat = credit.reshape(-1, num_actions)
-    counts = np.bincount(cell, minlength=horizon * num_states)
-    sums = np.zeros((horizon * num_states, num_actions))
-    squares = np.zeros_like(sums)
-    np.add.at(sums, cell, flat)
-    np.add.at(squares, cell, flat ** 2)
-    tested = counts >= MIN_VISITS
-    n = counts[tested][:, None]
-    mean = sums[tested] / n
-    std = np.sqrt(np.maximum(squares[tested] / n - mean ** 2, 0.0) * n / (n - 1))
-    target = expected.reshape(-1, num_actions)[tested]
-    varies = std > 1e-6
-    z = (mean[varies] - target[varies]) / (std[varies] / np.sqrt(np.broadcast_to(n, mean.shape)[varies]))
-    return z, mean[~varies], target[~varies], int(tested.sum())
-
-
-@pytest.mark.parametrize("name", ["reinforce", "advantage"])
-def test_expected_credit_matches_monte_carlo_credit(setting, name):
-    if name == "reinforce":
-        estimator, params = Reinforce(), {}
-    else:
-        estimator, params = random_value_network(setting)
-    z, constant_mean, constant_target, cells = credit_z_scores(estimator, params, setting)
-    assert cells >= 8 and z.size >= 20
-    assert np.abs(z).max() < Z_BOUND, f"max |z| = {np.abs(z).max():.2f}"
-    np.testing.assert_allclose(constant_mean, constant_target, atol=1e-5)
-
-
-def test_credit_check_rejects_the_wrong_expected_credit(setting):
-    z, _, _, _ = credit_z_scores(Unscaled(), {}, setting)  # claims Q, delivers pi * Q
-    assert np.abs(z).max() > Z_BOUND
 
 
 def test_advantage_expected_credit_uses_the_value_network(setting):

@@ -1,7 +1,6 @@
 """The hindsight network's switches (the COCOA paper code's network and its ablations) and the
 agent's model-step switches (order, resampled model batch, AdamW)."""
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp
