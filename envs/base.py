@@ -34,6 +34,10 @@ class Environment(abc.ABC):
     # Steps after which every episode has ended (None: unbounded; training then needs a horizon).
     max_episode_steps: int | None = None
 
+    #: Settings other than the defaults (constructor keyword arguments) that the conformance
+    #: tests exercise, so that a new environment is checked off its defaults too.
+    example_settings: dict = {}
+
     def __init__(self, params: Any):
         self.default_params = params
 

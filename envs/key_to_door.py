@@ -57,6 +57,8 @@ class LinearKeyToDoor(Environment):
     """Linear key-to-door; see the module docstring for the rules."""
 
     name = "LinearKeyToDoor-v0"
+    example_settings = dict(length=9, layout_seed=3, distractor_prob=0.6, treasure_reward=0.5,
+                            distractor_rewards=(0.3, 1.7))
     noise_size = 1
 
     def __init__(self, *, length: int = 23, distractor_prob: float = 0.8, layout_seed: int = 0,

@@ -82,6 +82,7 @@ class Tree(Environment):
     """Tree with state overlap; see the module docstring for the rules."""
 
     name = "Tree-v0"
+    example_settings = dict(depth=3, branching=4, overlap=2, reward_seed=5)
     noise_size = 1
 
     def __init__(self, *, depth: int = 4, branching: int = 6, overlap: int = 0, reward_seed: int = 0):

@@ -11,11 +11,9 @@ from cocoa.agents import tabular_policy
 from cocoa.envs.key_to_door import (DOOR, KEY, LEFT_APPLE, OPEN_DOOR, PICK_KEY, PICK_LEFT, PICK_RIGHT,
                                     RIGHT_APPLE, LinearKeyToDoor)
 from cocoa.rollout import rollout
+from env_checks import check_frequencies
 
 NAME = "LinearKeyToDoor-v0"
-# Per-cell bound on |z| of empirical frequencies. A few hundred stochastic cells are checked in
-# total; P(|z| > 5) ~ 6e-7 per cell under the null (normal approximation, n >= 30 per cell).
-Z_BOUND = 5.0
 
 
 def _sample(env: LinearKeyToDoor, batch_size: int, seed: int, params=None):
@@ -30,25 +28,6 @@ def _sample(env: LinearKeyToDoor, batch_size: int, seed: int, params=None):
 
     trajectory = jax.device_get(run(jax.random.PRNGKey(seed)))
     return mdp, trajectory
-
-
-def _check_frequencies(name, counts, probs, min_visits=30):
-    """Compares count table (cells, K) with probabilities (cells, K) row by row.
-
-    Deterministic entries (p = 0 or 1) must match exactly; stochastic ones within Z_BOUND standard
-    errors of a binomial. Rows visited fewer than ``min_visits`` times only get the exact check.
-    """
-    visits = counts.sum(axis=-1, keepdims=True)
-    expected = visits * probs
-    impossible = (probs < 1e-9) & (counts > 0)
-    assert not impossible.any(), f"{name}: outcomes of probability 0 observed at {np.argwhere(impossible)[:5]}"
-    certain = probs > 1 - 1e-9
-    assert np.all(counts[certain] == np.broadcast_to(visits, counts.shape)[certain]), f"{name}: certain outcomes missed"
-    stochastic = ~certain & (probs > 1e-9) & (visits >= min_visits)
-    std = np.sqrt(visits * probs * (1 - probs))
-    z = np.where(stochastic, (counts - expected) / np.where(stochastic, std, 1.0), 0.0)
-    assert np.abs(z).max() < Z_BOUND, f"{name}: max |z| = {np.abs(z).max():.2f}"
-    return int(stochastic.sum())
 
 
 def _other_params(env: LinearKeyToDoor):
@@ -109,9 +88,9 @@ def test_sampled_dynamics_match_tabular_mdp(length, custom):
     assert np.all(visits[~reachable] == 0)
 
     rows = visits.reshape(-1) > 0
-    _check_frequencies("successors", successor_counts.reshape(-1, num_states)[rows],
+    check_frequencies("successors", successor_counts.reshape(-1, num_states)[rows],
                        transitions.reshape(-1, num_states)[rows])
-    stochastic = _check_frequencies("rewards", reward_counts.reshape(-1, len(reward_values))[rows],
+    stochastic = check_frequencies("rewards", reward_counts.reshape(-1, len(reward_values))[rows],
                                     np.asarray(mdp.reward_probs).reshape(-1, len(reward_values))[rows])
     # Every apple cell has its matching pick tested for its two reward values (both flags).
     layout = (params or env.default_params).layout
@@ -125,13 +104,13 @@ def test_sampled_dynamics_match_tabular_mdp(length, custom):
     biased[stochastic_rows] = np.where(np.isclose(reward_values, first_apple), 0.3, 0.7)[
         np.nonzero(stochastic_rows)[2]]
     with pytest.raises(AssertionError, match="rewards: max"):
-        _check_frequencies("rewards", reward_counts.reshape(-1, len(reward_values))[rows],
+        check_frequencies("rewards", reward_counts.reshape(-1, len(reward_values))[rows],
                            biased.reshape(-1, len(reward_values))[rows])
     # ... and a successor table that sends every action to the other flag.
     swapped = transitions.copy()
     swapped[0] = transitions[0, ::-1]
     with pytest.raises(AssertionError, match="successors"):
-        _check_frequencies("successors", successor_counts.reshape(-1, num_states)[rows],
+        check_frequencies("successors", successor_counts.reshape(-1, num_states)[rows],
                            swapped.reshape(-1, num_states)[rows])
 
 

@@ -1,0 +1,112 @@
+"""Conformance of every registered environment (``envs.names()``), at its defaults and at its
+``example_settings``, with no per-environment test code:
+- sampled dynamics against the exported ``tabular_mdp``: the initial state, successors and reward
+  values of every visited (state, action), and observations (a wrong table is rejected);
+- the same key gives the same episodes;
+- Gymnasium's ``check_env`` on ``cocoa/<name>``, and dm_env's ``EnvironmentTestMixin`` on the adapter.
+"""
+
+import unittest
+import warnings
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from dm_env import test_utils
+from gymnasium.utils.env_checker import check_env
+
+import cocoa  # noqa: F401  (registers the Gymnasium ids)
+from cocoa import envs
+from cocoa.agents import tabular_policy
+from cocoa.envs import DmEnvAdapter
+from cocoa.rollout import rollout
+from env_checks import check_frequencies
+
+CASES = [pytest.param(name, settings, id=f"{name}-{label}") for name in envs.names()
+         for label, settings in (("defaults", {}), ("example", envs.env_class(name).example_settings))]
+EPISODES = 6000
+
+
+def _sample(env, seed: int, episodes: int = EPISODES):
+    """Episodes of a random tabular policy (epsilon 0.3), one step past the horizon (the end state)."""
+    mdp = env.tabular_mdp()
+    logits = np.random.default_rng(seed).normal(size=(mdp.num_states, mdp.num_actions)).astype(np.float32)
+    run = jax.jit(lambda key: rollout(env, tabular_policy(mdp, epsilon=0.3), jnp.asarray(logits), key,
+                                      batch_size=episodes, horizon=mdp.horizon + 1))
+    return mdp, jax.device_get(run(jax.random.PRNGKey(seed)))
+
+
+def _tables(mdp, trajectory):
+    """Empirical (initial, successor, reward-value) counts of the real steps."""
+    states, actions = np.asarray(trajectory.state_index), np.asarray(trajectory.actions)
+    real = np.asarray(trajectory.mask).astype(bool)
+    num_states, num_actions = mdp.num_states, mdp.num_actions
+    initial = np.bincount(states[:, 0], minlength=num_states)[None]
+    s, a, s_next = states[:, :-1][real[:, :-1]], actions[:, :-1][real[:, :-1]], states[:, 1:][real[:, :-1]]
+    successors = np.zeros((num_states, num_actions, num_states))
+    np.add.at(successors, (s, a, s_next), 1)
+    values = np.asarray(mdp.reward_values)
+    rewards = np.asarray(trajectory.rewards, np.float64)[:, :-1][real[:, :-1]]
+    slot = np.abs(rewards[:, None] - values).argmin(-1)
+    np.testing.assert_allclose(rewards, values[slot], atol=1e-6)  # every reward is in the support
+    reward_counts = np.zeros((num_states, num_actions, len(values)))
+    np.add.at(reward_counts, (s, a, slot), 1)
+    return initial, successors, reward_counts
+
+
+@pytest.mark.parametrize("name, settings", CASES)
+def test_sampled_dynamics_match_the_tabular_mdp(name, settings):
+    env = envs.make(name, **settings)
+    mdp, trajectory = _sample(env, seed=len(name) + len(settings))
+    assert not np.asarray(trajectory.mask)[:, -1].any()  # the extra step is past every episode's end
+    states = np.asarray(trajectory.state_index)
+    real = np.asarray(trajectory.mask).astype(bool)
+    np.testing.assert_allclose(trajectory.observations[real], np.asarray(mdp.observations)[states[real]], atol=1e-6)
+    initial, successors, rewards = _tables(mdp, trajectory)
+    check_frequencies("initial", initial, np.asarray(mdp.initial)[None])
+    rows = successors.sum(-1).reshape(-1) > 0
+    assert rows.sum() >= 0.5 * (mdp.num_states - 1) * mdp.num_actions  # most live (s, a) are visited
+    transitions = np.asarray(mdp.dense_transitions()).reshape(-1, mdp.num_states)
+    check_frequencies("successors", successors.reshape(-1, mdp.num_states)[rows], transitions[rows])
+    reward_probs = np.asarray(mdp.reward_probs).reshape(-1, mdp.num_reward_values)
+    check_frequencies("rewards", rewards.reshape(-1, mdp.num_reward_values)[rows], reward_probs[rows])
+    # The same check rejects a table that sends the most visited (state, action) elsewhere.
+    busiest = np.argmax(successors.reshape(-1, mdp.num_states).sum(-1)[rows])
+    wrong = np.roll(transitions[rows], 1, axis=-1)
+    with pytest.raises(AssertionError, match="successors"):
+        check_frequencies("successors", successors.reshape(-1, mdp.num_states)[rows][busiest:busiest + 1],
+                          wrong[busiest:busiest + 1])
+
+
+@pytest.mark.parametrize("name, settings", CASES)
+def test_the_same_key_gives_the_same_episodes(name, settings):
+    env = envs.make(name, **settings)
+    (_, first), (_, second) = _sample(env, 3, episodes=64), _sample(env, 3, episodes=64)
+    for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name, settings", CASES)
+def test_gymnasium_check_env(name, settings):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(gymnasium.make("cocoa/" + name, **settings).unwrapped)
+
+
+def _dm_env_cases():
+    """One unittest class per case, each running dm_env's own conformance tests on the adapter."""
+    classes = {}
+    for name in envs.names():
+        for label, settings in (("defaults", {}), ("example", envs.env_class(name).example_settings)):
+            def make_object_under_test(self, name=name, settings=settings):
+                return DmEnvAdapter(name, seed=0, **settings)
+
+            title = f"TestDmEnv_{name.replace('-', '_')}_{label}"
+            classes[title] = type(title, (test_utils.EnvironmentTestMixin, unittest.TestCase),
+                                  {"make_object_under_test": make_object_under_test})
+    return classes
+
+
+globals().update(_dm_env_cases())
