@@ -9,12 +9,21 @@ from pathlib import Path
 
 import numpy as np
 
+from cocoa import envs
 from cocoa.benchmarks import records
 from cocoa.benchmarks.suites import RunSpec, Suite
 
 CURVES_FILE = "learning_curves.png"
-# Metrics plotted and tabulated when the runs report them, in this order.
-_METRICS = ("treasure_rate", "distractor_rate", "return")
+
+
+def _metrics(runs) -> list[str]:
+    """The metrics every run reports: its environments' declared ones (``metric_names``), then the return."""
+    declared = [name for spec, _ in runs for name in envs.env_class(spec.env).metric_names]
+    return [m for m in dict.fromkeys([*declared, "return"]) if runs and all(m in rows[0] for _, rows in runs)]
+
+
+def _words(metric: str) -> str:
+    return metric.replace("_", " ")
 
 
 def _label(spec: RunSpec) -> str:
@@ -30,7 +39,7 @@ def _mean_and_error(values) -> tuple[float, float]:
     return float(values.mean()), float(error)
 
 
-def reach_and_hold(rows: list[dict], metric: str = "treasure_rate", reach: float = 0.9, floor: float = 0.5):
+def reach_and_hold(rows: list[dict], metric: str, reach: float = 0.9, floor: float = 0.5):
     """Per seed: the first update whose evaluation reaches ``reach`` (None if never) and whether a
     later evaluation falls back below ``floor`` (a collapse)."""
     per_seed = {}
@@ -50,15 +59,15 @@ def _training_means(rows: list[dict], metric: str) -> list[float]:
     return [float(np.mean([r[metric] for r in rows if r["seed"] == seed])) for seed in seeds]
 
 
-def _reach_cells(rows: list[dict]) -> list[str]:
-    stats = reach_and_hold(rows)
+def _reach_cells(rows: list[dict], metric: str) -> list[str]:
+    stats = reach_and_hold(rows, metric)
     firsts = [first for first, _ in stats.values() if first is not None]
     median = f"{int(np.median(firsts)):,}" if firsts else "-"
     return [f"{len(firsts)}/{len(stats)}", median, str(sum(collapsed for _, collapsed in stats.values()))]
 
 
-def _summary_sentences(runs) -> list[str]:
-    """In words, per environment setting: which runs collect the treasure, ranked, with the seed spread."""
+def _summary_sentences(runs, metric: str) -> list[str]:
+    """In words, per environment setting: the runs ranked by their final ``metric``, with the seed spread."""
     groups: dict[str, list] = {}
     for spec, rows in runs:
         groups.setdefault(json.dumps(spec.env_params, sort_keys=True), []).append((spec, rows))
@@ -67,17 +76,17 @@ def _summary_sentences(runs) -> list[str]:
         ranked = []
         for spec, rows in members:
             last = max(row["update"] for row in rows)
-            finals = [r["treasure_rate"] for r in rows if r["update"] == last]
+            finals = [r[metric] for r in rows if r["update"] == last]
             mean, error = _mean_and_error(finals)
-            during, _ = _mean_and_error(_training_means(rows, "treasure_rate"))
+            during, _ = _mean_and_error(_training_means(rows, metric))
             ranked.append((mean, during, error, spec.label or spec.agent, min(finals), max(finals), len(finals)))
         ranked.sort(reverse=True)
         parts = [f"{name} {mean:.2f} ± {error:.2f} (seeds {low:.2f}–{high:.2f}; {during:.2f} averaged over training)"
                  for mean, during, error, name, low, high, _ in ranked]
         best_during = max(ranked, key=lambda item: item[1])
-        lines.append(f"- `{params}`: final treasure rate, best first: " + "; ".join(parts) + ". "
-                     f"Over the whole of training {best_during[3]} collects the treasure most "
-                     f"({best_during[1]:.2f} of evaluation episodes).")
+        lines.append(f"- `{params}`: final {_words(metric)}, best first: " + "; ".join(parts) + ". "
+                     f"Averaged over the whole of training, {best_during[3]} has the highest {_words(metric)} "
+                     f"({best_during[1]:.2f}).")
     return lines + [""]
 
 
@@ -106,9 +115,9 @@ def plot_learning_curves(runs: list[tuple[RunSpec, list[dict]]], metrics: list[s
         axis.set_xlabel("training episodes")
         axis.set_title(metric.replace("_", " "))
         axis.grid(alpha=0.3)
-    envs = ", ".join(sorted({spec.env for spec, _ in runs}))
+    env_names = ", ".join(sorted({spec.env for spec, _ in runs}))
     seeds = "/".join(str(s) for s in sorted({spec.train.seeds for spec, _ in runs}))
-    figure.suptitle(f"{envs}: mean over {seeds} seeds; band: one standard error", fontsize=9)
+    figure.suptitle(f"{env_names}: mean over {seeds} seeds; band: one standard error", fontsize=9)
     handles, labels = axes[0][0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=min(len(runs), 5), fontsize=8, frameon=False)
     figure.tight_layout(rect=(0, 0.04 + 0.05 * ((len(runs) + 4) // 5), 1, 1))
@@ -116,11 +125,24 @@ def plot_learning_curves(runs: list[tuple[RunSpec, list[dict]]], metrics: list[s
     plt.close(figure)
 
 
-LENGTH_FILE = "treasure_vs_length.png"
+def _varied_parameter(runs) -> str | None:
+    """The one numeric environment parameter that differs between runs of a single environment, if any."""
+    if len({spec.env for spec, _ in runs}) != 1:
+        return None
+    keys = {k for spec, _ in runs for k in spec.env_params}
+    varied = [k for k in sorted(keys) if len({json.dumps(spec.env_params.get(k)) for spec, _ in runs}) > 1]
+    if len(varied) != 1 or not all(isinstance(spec.env_params.get(varied[0]), (int, float)) for spec, _ in runs):
+        return None
+    return varied[0]
 
 
-def plot_final_against_length(runs: list[tuple[RunSpec, list[dict]]], path: Path, metric: str = "treasure_rate"):
-    """Final ``metric`` (mean ± standard error over seeds) against key-to-door's length, a line per agent."""
+def against_file(metric: str, parameter: str) -> str:
+    return f"{metric}_vs_{parameter}.png"
+
+
+def plot_final_against(runs: list[tuple[RunSpec, list[dict]]], path: Path, metric: str, parameter: str):
+    """Final and training-averaged ``metric`` (mean ± standard error over seeds) against the environment
+    parameter the suite varies, a line per run label."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,10 +152,10 @@ def plot_final_against_length(runs: list[tuple[RunSpec, list[dict]]], path: Path
     during: dict[str, list] = {}
     for spec, rows in runs:
         last = max(row["update"] for row in rows)
-        length = spec.env_params["length"]
+        value = spec.env_params[parameter]
         final.setdefault(spec.label or spec.agent, []).append(
-            (length, *_mean_and_error([r[metric] for r in rows if r["update"] == last])))
-        during.setdefault(spec.label or spec.agent, []).append((length, *_mean_and_error(_training_means(rows, metric))))
+            (value, *_mean_and_error([r[metric] for r in rows if r["update"] == last])))
+        during.setdefault(spec.label or spec.agent, []).append((value, *_mean_and_error(_training_means(rows, metric))))
     seeds = "/".join(str(s) for s in sorted({spec.train.seeds for spec, _ in runs}))
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     for axis, lines, what in ((axes[0], final, "final"), (axes[1], during, "mean over training of the")):
@@ -141,12 +163,11 @@ def plot_final_against_length(runs: list[tuple[RunSpec, list[dict]]], path: Path
             lengths, means, errors = (np.array(x) for x in zip(*sorted(points)))
             axis.plot(lengths, means, marker="o", label=name)
             axis.fill_between(lengths, means - errors, means + errors, alpha=0.2)
-        axis.set_xlabel("credit-assignment distance L (corridor length)")
-        axis.set_ylabel(f"{what} {metric.replace('_', ' ')}")
-        axis.set_ylim(-0.03, 1.03)
+        axis.set_xlabel(_words(parameter))
+        axis.set_ylabel(f"{what} {_words(metric)}")
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    figure.suptitle(f"linear key-to-door, {seeds} seeds per point; band: one standard error over seeds", fontsize=9)
+    figure.suptitle(f"{runs[0][0].env}, {seeds} seeds per point; band: one standard error over seeds", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -164,15 +185,16 @@ def write_report(suite: Suite, out_dir: str | Path) -> Path:
             continue
         runs.append((spec, records.load_metrics(folder)))
         summaries.append({"run_id": spec.run_id, **summary})
-    metrics = [m for m in _METRICS if runs and all(m in rows[0] for _, rows in runs)]
+    metrics = _metrics(runs)
+    lead = metrics[0] if metrics and metrics[0] != "return" else None  # the environment's headline metric
 
     table_rows = []
     for (spec, rows), summary in zip(runs, summaries):
         last = max(row["update"] for row in rows)
         final = [row for row in rows if row["update"] == last]
         cells = [f"{m:.3f} ± {e:.3f}" for m, e in (_mean_and_error([r[k] for r in final]) for k in metrics)]
-        reach = ([*_reach_cells(rows), "{:.3f} ± {:.3f}".format(*_mean_and_error(_training_means(rows, "treasure_rate")))]
-                 if "treasure_rate" in metrics else [])
+        reach = ([*_reach_cells(rows, lead), "{:.3f} ± {:.3f}".format(*_mean_and_error(_training_means(rows, lead)))]
+                 if lead else [])
         table_rows.append([spec.label or spec.agent, spec.env, json.dumps(spec.env_params), str(spec.train.seeds), str(last),
                            *cells, *reach, f"{summary['env_steps_per_second']:,.0f}", f"{summary['wall_seconds']:.1f}"])
 
@@ -184,14 +206,13 @@ def write_report(suite: Suite, out_dir: str | Path) -> Path:
     (out_dir / "results.csv").write_text(records.csv_text(all_rows, list(dict.fromkeys(leading))))
     if runs and metrics:
         plot_learning_curves(runs, metrics, out_dir / CURVES_FILE)
-    lengths = {spec.env_params.get("length") for spec, _ in runs if spec.env == "LinearKeyToDoor-v0"}
-    by_length = "treasure_rate" in metrics and len(lengths) > 1
-    if by_length:
-        plot_final_against_length([(s, r) for s, r in runs if s.env == "LinearKeyToDoor-v0"], out_dir / LENGTH_FILE)
+    parameter = _varied_parameter(runs) if lead else None
+    if parameter:
+        plot_final_against(runs, out_dir / against_file(lead, parameter), lead, parameter)
 
-    reach_header = (["seeds reaching 0.9", "median first update >= 0.9", "collapses", "treasure_rate during training"]
-                    if "treasure_rate" in metrics else [])
-    summary_text = _summary_sentences(runs) if "treasure_rate" in metrics else []
+    reach_header = (["seeds reaching 0.9", "median first update >= 0.9", "collapses", f"{lead} during training"]
+                    if lead else [])
+    summary_text = _summary_sentences(runs, lead) if lead else []
     header = ["run", "env", "env params", "seeds", "updates", *metrics, *reach_header, "env-steps/s", "wall s"]
     text = [f"# cocoa benchmark report: `{suite.name}`", "", suite.description, "",
             f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} on {platform.node()} "
@@ -201,9 +222,9 @@ def write_report(suite: Suite, out_dir: str | Path) -> Path:
             "Mean ± standard error over seeds at the last evaluation; evaluation uses the learned softmax "
             "policy without epsilon exploration. `env-steps/s` counts training steps over training time "
             "(compilation excluded)."
-            + (" A seed *reaches* 0.9 at its first evaluation with treasure rate >= 0.9; a *collapse* is a "
+            + (f" A seed *reaches* 0.9 at its first evaluation with {_words(lead)} >= 0.9; a *collapse* is a "
                "later evaluation below 0.5; *during training* averages every evaluation of a seed (the quantity "
-               "the COCOA paper plots against L)." if "treasure_rate" in metrics else ""), "",
+               "the COCOA paper plots against the distance)." if lead else ""), "",
             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     text += ["| " + " | ".join(row) + " |" for row in table_rows]
     if missing:
@@ -211,9 +232,9 @@ def write_report(suite: Suite, out_dir: str | Path) -> Path:
                  + ", ".join(spec.run_id for spec in missing)]
     if runs and metrics:
         text += ["", "## Learning curves", "", f"![learning curves]({CURVES_FILE})"]
-    if by_length:
-        text += ["", "## Final treasure rate against the credit-assignment distance", "",
-                 f"![treasure rate against L]({LENGTH_FILE})"]
+    if parameter:
+        text += ["", f"## Final {_words(lead)} against {_words(parameter)}", "",
+                 f"![{_words(lead)} against {_words(parameter)}]({against_file(lead, parameter)})"]
     text += ["", "## Files", "",
              "- `results.csv`: every evaluation of every seed of every run.",
              "- `results.json`: each run's configuration, final means and timings.",

@@ -19,7 +19,7 @@ import numpy as np
 
 from cocoa import agents, envs, oracle
 from cocoa.rollout import rollout
-from cocoa.train import TrainConfig, make_segment
+from cocoa.train import TrainConfig, make_train
 from cocoa.types import TabularMDP
 
 
@@ -64,14 +64,13 @@ def gymnasium_loop_throughput(length: int, episodes: int) -> float:
 
 
 def training_throughput(agent_name: str, length: int, seeds: int, updates: int, repeats: int) -> tuple[float, float]:
-    """(updates/s per seed, env-steps/s summed over seeds) of the compiled training segment."""
+    """(updates/s per seed, env-steps/s summed over seeds) of the compiled training core (``make_train``)."""
     env = envs.make("LinearKeyToDoor-v0", length=length)
     agent = agents.make_for_env(agent_name, env)
     config = TrainConfig(updates=updates, batch_size=8, seeds=seeds, eval_interval=updates)
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
-    states = (jax.vmap(agent.init, in_axes=(0, None))(keys, env.observation_shape), ())  # no shadows
-    segment = make_segment(env, agent, config, updates).lower(states, keys).compile()
-    seconds = _best_time(lambda: segment(states, keys), repeats)
+    run = jax.jit(jax.vmap(make_train(env, agent, config))).lower(keys).compile()
+    seconds = _best_time(lambda: run(keys), repeats)
     return updates / seconds, updates * 8 * length * seeds / seconds
 
 

@@ -1,9 +1,11 @@
 """The training loop, PureJaxRL-style: one compiled call runs many whole updates for many seeds.
 
 An *update* rolls out ``batch_size`` episodes with ``lax.scan`` over time, computes the credit
-matrix, and takes one policy step and one model step (``Agent.update``). A *segment* is
-``lax.scan`` over ``eval_interval`` updates, ``vmap``-ed over seeds and compiled once; Python only
-loops over segments, to evaluate, check for NaN / inf, report progress and hand rows to a callback.
+matrix, and takes one policy step and one model step (``Agent.update``). ``make_train`` is the pure
+core: one seed's whole training as one function, to ``jit`` and ``vmap``. ``train`` drives the same
+pieces (``make_init`` and a *segment*: ``lax.scan`` over ``eval_interval`` updates, ``vmap``-ed over
+seeds and compiled once); Python only loops over segments, to evaluate, check for NaN / inf,
+report progress and hand rows to a callback.
 Seed ``i`` uses ``fold_in(PRNGKey(seed), i)``, so its results do not depend on how many seeds run.
 """
 
@@ -101,9 +103,22 @@ def _state_observations(env: Environment, config: TrainConfig, horizon: int):
     return jnp.asarray(observations, jnp.float32)
 
 
-def make_segment(env: Environment, agent: Agent, config: TrainConfig, num_updates: int,
-                 shadows: Sequence[Agent] = ()) -> Callable:
-    """((agent_states, shadow_states), keys) -> (states, keys, summary, finite): ``num_updates`` updates per seed.
+def make_init(env: Environment, agent: Agent, shadows: Sequence[Agent] = ()) -> Callable:
+    """init_key -> (agent_state, shadow_states) of one seed; pure. Shadows start from the agent's policy."""
+
+    def init(init_key):
+        agent_state = agent.init(init_key, env.observation_shape)
+        shadow_states = tuple(
+            dataclasses.replace(shadow.init(jax.random.fold_in(init_key, index + 1), env.observation_shape),
+                                policy_params=agent_state.policy_params)
+            for index, shadow in enumerate(shadows))
+        return agent_state, shadow_states
+
+    return init
+
+
+def _make_update(env: Environment, agent: Agent, config: TrainConfig, shadows: Sequence[Agent]) -> Callable:
+    """((states, key), None) -> ((states, key), metrics): one update of one seed, the body of every scan.
 
     Shadow agents train only their models, on the very batches the main agent collects and learns from.
     """
@@ -124,6 +139,36 @@ def make_segment(env: Environment, agent: Agent, config: TrainConfig, num_update
         metrics["train_return"] = jnp.mean(episode_returns(trajectory))
         metrics["env_steps"] = jnp.sum(trajectory.mask)
         return ((agent_state, shadow_states), key), metrics
+
+    return one_update
+
+
+def _seed_keys(seed_key):
+    """(init, run, evaluation) keys of one seed."""
+    return jax.random.split(seed_key, 3)
+
+
+def make_train(env: Environment, agent: Agent, config: TrainConfig, shadows: Sequence[Agent] = ()) -> Callable:
+    """seed_key -> ((agent_state, shadow_states), per-update metrics): ``config.updates`` updates of one seed.
+
+    Pure and compiled as one program, PureJaxRL style: ``jax.jit(jax.vmap(make_train(...)))(keys)``
+    trains many seeds at once. ``train`` below drives the same pieces in segments, to evaluate and
+    report between them; the speed benchmark times this function.
+    """
+    init, one_update = make_init(env, agent, shadows), _make_update(env, agent, config, shadows)
+
+    def train_one(seed_key):
+        init_key, run_key, _ = _seed_keys(seed_key)
+        (states, _), metrics = jax.lax.scan(one_update, (init(init_key), run_key), None, length=config.updates)
+        return states, metrics
+
+    return train_one
+
+
+def make_segment(env: Environment, agent: Agent, config: TrainConfig, num_updates: int,
+                 shadows: Sequence[Agent] = ()) -> Callable:
+    """((agent_states, shadow_states), keys) -> (states, keys, summary, finite): ``num_updates`` updates per seed."""
+    one_update = _make_update(env, agent, config, shadows)
 
     def segment(states, key):
         (states, key), metrics = jax.lax.scan(one_update, (states, key), None, length=num_updates)
@@ -184,19 +229,12 @@ def train(env: Environment, agent: Agent, config: TrainConfig = TrainConfig(), *
                              f"has {env.num_actions}; build it with agents.make_for_env(name, env)")
     seed_keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(config.seed), i))(
         jnp.arange(config.seeds))
-    init_keys, run_keys, eval_keys = jnp.swapaxes(jax.vmap(lambda k: jax.random.split(k, 3))(seed_keys), 0, 1)
-    states = jax.vmap(agent.init, in_axes=(0, None))(init_keys, env.observation_shape)
+    init_keys, run_keys, eval_keys = jnp.swapaxes(jax.vmap(_seed_keys)(seed_keys), 0, 1)
     for shadow in shadows:
         if shadow.config.hidden_sizes != agent.config.hidden_sizes or shadow.config.epsilon != agent.config.epsilon:
             raise ValueError(f"shadow {shadow.name!r} must share the main agent's policy network and epsilon "
                              "(build it with the same shared options)")
-    shadow_keys = [jax.vmap(jax.random.fold_in, in_axes=(0, None))(init_keys, index + 1)
-                   for index in range(len(shadows))]
-    shadow_states = tuple(
-        jax.vmap(lambda key, policy_params, shadow=shadow: dataclasses.replace(
-            shadow.init(key, env.observation_shape), policy_params=policy_params))(key, states.policy_params)
-        for shadow, key in zip(shadows, shadow_keys))
-    states = (states, shadow_states)
+    states = jax.vmap(make_init(env, agent, shadows))(init_keys)
 
     boundaries = list(range(0, config.updates, config.eval_interval)) + [config.updates]
     lengths = sorted({b - a for a, b in zip(boundaries[:-1], boundaries[1:])})

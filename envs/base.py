@@ -22,6 +22,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from cocoa.types import TabularMDP
 
@@ -33,6 +34,9 @@ class Environment(abc.ABC):
     noise_size: int = 1
     # Steps after which every episode has ended (None: unbounded; training then needs a horizon).
     max_episode_steps: int | None = None
+
+    #: Names of the per-episode metrics ``episode_metrics`` returns; the first is the one reports lead with.
+    metric_names: tuple[str, ...] = ()
 
     #: Settings other than the defaults (constructor keyword arguments) that the conformance
     #: tests exercise, so that a new environment is checked off its defaults too.
@@ -59,6 +63,11 @@ class Environment(abc.ABC):
     @abc.abstractmethod
     def step_from_noise(self, noise, state, action, params):
         """(noise_size,) uniforms -> (observation, state, reward, done, info)."""
+
+    def observation_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) float32 arrays of ``observation_shape`` bounding every observation; unbounded by default."""
+        shape = tuple(self.observation_shape)
+        return np.full(shape, -np.inf, np.float32), np.full(shape, np.inf, np.float32)
 
     def state_index(self, state, params):
         """The tabular index of ``state`` in ``tabular_mdp(params)``; -1 for non-tabular envs."""

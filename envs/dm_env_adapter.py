@@ -24,7 +24,7 @@ import numpy as np
 from dm_env import specs
 
 from cocoa.envs.base import Environment
-from cocoa.envs.gymnasium_adapter import _observation_bounds, _resolve_env, _Runner
+from cocoa.envs.host_runner import EpisodeRunner, resolve_env
 
 
 class DmEnvAdapter(dm_env.Environment):
@@ -36,20 +36,19 @@ class DmEnvAdapter(dm_env.Environment):
       seed: seed of the JAX PRNG key chain; the same seed gives the same episodes.
       **params: the environment's parameters when ``env`` is a name.
 
-    Specs: observations float32 of shape ``env.observation_shape`` (a ``BoundedArray`` bounded by
-    the tabular form's observations for a tabular environment, else an ``Array``); actions a
+    Specs: observations float32 of shape ``env.observation_shape`` (a ``BoundedArray`` with the
+    environment's declared ``observation_bounds()`` when they are finite, else an ``Array``); actions a
     ``DiscreteArray`` of ``env.num_actions`` values; rewards and discounts float32 scalars.
 
     ``info`` holds the last step's per-step diagnostics and, after a LAST step, the episode
-    summary (``episode_return``, ``episode_length``, ``episode_totals``, and ``treasure_collected``
-    / ``apple_fraction`` where the diagnostics allow), as in the Gymnasium adapter.
+    summary (``episode_return``, ``episode_length``, ``episode_totals`` and the environment's episode
+    metrics), as in the Gymnasium adapter.
     """
 
     def __init__(self, env: str | Environment, *, seed: int = 0, **params):
-        self.cocoa_env = _resolve_env(env, params)
-        self._runner = _Runner(self.cocoa_env)
+        self.cocoa_env = resolve_env(env, params)
+        self._runner = EpisodeRunner(self.cocoa_env)
         self._key = jax.random.key(seed)
-        self._bounds = _observation_bounds(self.cocoa_env)
         self.info: dict[str, Any] = {}
 
     def reset(self) -> dm_env.TimeStep:
@@ -70,9 +69,9 @@ class DmEnvAdapter(dm_env.Environment):
 
     def observation_spec(self):
         shape = self._runner.observation_shape
-        if self._bounds is None:
+        low, high = self.cocoa_env.observation_bounds()
+        if not (np.isfinite(low).all() and np.isfinite(high).all()):
             return specs.Array(shape=shape, dtype=np.float32, name="observation")
-        low, high = self._bounds
         return specs.BoundedArray(shape=shape, dtype=np.float32, minimum=low, maximum=high,
                                   name="observation")
 

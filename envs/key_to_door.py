@@ -30,6 +30,7 @@ from cocoa.types import TabularMDP
 # Actions.
 PICK_KEY, PICK_LEFT, PICK_RIGHT, OPEN_DOOR = 0, 1, 2, 3
 ACTION_NAMES = ("pick key", "pick left", "pick right", "open door")
+NUM_ACTIONS = len(ACTION_NAMES)
 # Cell contents (the observation shows the treasure only once the door is open).
 EMPTY, KEY, LEFT_APPLE, RIGHT_APPLE, DOOR, TREASURE = range(6)
 _NUM_CONTENTS = 6
@@ -57,6 +58,7 @@ class LinearKeyToDoor(Environment):
     """Linear key-to-door; see the module docstring for the rules."""
 
     name = "LinearKeyToDoor-v0"
+    metric_names = ("treasure_rate", "distractor_rate")
     example_settings = dict(length=9, layout_seed=3, distractor_prob=0.6, treasure_reward=0.5,
                             distractor_rewards=(0.3, 1.7))
     noise_size = 1
@@ -86,7 +88,11 @@ class LinearKeyToDoor(Environment):
 
     @property
     def num_actions(self) -> int:
-        return 4
+        return NUM_ACTIONS
+
+    def observation_bounds(self):
+        """Every entry is a fraction of the corridor or a one-hot flag: [0, 1]."""
+        return np.zeros(self.observation_shape, np.float32), np.ones(self.observation_shape, np.float32)
 
     @property
     def observation_shape(self) -> tuple[int, ...]:
@@ -143,12 +149,12 @@ class LinearKeyToDoor(Environment):
         position = np.repeat(np.arange(length), 2)  # (2L,) position of each live state
         flag = np.tile(np.arange(2), length)
         content = layout[position]
-        action = np.arange(4)[None, :]
+        action = np.arange(NUM_ACTIONS)[None, :]
         c, p, f = content[:, None], position[:, None], flag[:, None]
 
         next_flag = np.where(p == 0, action == PICK_KEY, np.where(p == length - 2, f * (action == OPEN_DOOR), f))
         next_state = np.where(p == length - 1, terminal_state, 2 * (p + 1) + next_flag)
-        successors = np.concatenate([next_state, np.full((1, 4), terminal_state)])[..., None]
+        successors = np.concatenate([next_state, np.full((1, NUM_ACTIONS), terminal_state)])[..., None]
 
         # The rewards as ``step`` pays them (the float32 params), each read as its shortest decimal
         # (0.1, not 0.10000000149), so that the table and the samples agree and the values keep
@@ -160,7 +166,7 @@ class LinearKeyToDoor(Environment):
         slot = {value: i for i, value in enumerate(reward_values)}
         picked = ((c == LEFT_APPLE) & (action == PICK_LEFT)) | ((c == RIGHT_APPLE) & (action == PICK_RIGHT))
         treasure = np.broadcast_to((p == length - 1) & (f == 1), picked.shape)
-        reward_probs = np.zeros((num_states, 4, len(reward_values)))
+        reward_probs = np.zeros((num_states, NUM_ACTIONS, len(reward_values)))
         live = reward_probs[:-1]
         live[..., slot[0.0]] += ~picked & ~treasure
         live[..., slot[treasure_value]] += treasure
@@ -176,7 +182,7 @@ class LinearKeyToDoor(Environment):
         initial[0] = 1.0
         return TabularMDP(
             successors=successors.astype(np.int32),
-            successor_probs=np.ones((num_states, 4, 1)),
+            successor_probs=np.ones((num_states, NUM_ACTIONS, 1)),
             reward_values=reward_values,
             reward_probs=reward_probs,
             initial=initial,

@@ -119,6 +119,10 @@ class Tree(Environment):
     def observation_shape(self) -> tuple[int, ...]:
         return (self.num_states,)
 
+    def observation_bounds(self):
+        """One-hot states: [0, 1]."""
+        return np.zeros(self.observation_shape, np.float32), np.ones(self.observation_shape, np.float32)
+
     def reset_from_noise(self, noise, params):
         del noise
         state = TreeState(level=jnp.int32(0), position=jnp.int32(0), done=jnp.bool_(False))

@@ -178,3 +178,18 @@ def test_an_agent_for_another_action_count_fails_at_once_naming_both():
 def test_python_api_type_errors_name_the_argument(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_make_train_is_the_core_that_train_drives():
+    """The pure one-seed core and the driver (evaluating between segments) reach the same parameters."""
+    from cocoa.train import make_train
+
+    env = envs.make("LinearKeyToDoor-v0", length=5)
+    agent = agents.make_for_env("advantage", env)
+    config = TrainConfig(updates=30, batch_size=4, seeds=2, eval_interval=10, eval_episodes=4)
+    driven = train(env, agent, config, progress=False).final_state
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(config.seed), i))(jnp.arange(config.seeds))
+    (core, _), metrics = jax.jit(jax.vmap(make_train(env, agent, config)))(keys)
+    for a, b in zip(jax.tree.leaves(driven.policy_params), jax.tree.leaves(core.policy_params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert metrics["env_steps"].shape == (2, 30) and (np.asarray(metrics["env_steps"]) == 4 * 5).all()

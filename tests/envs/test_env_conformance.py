@@ -110,3 +110,17 @@ def _dm_env_cases():
 
 
 globals().update(_dm_env_cases())
+
+
+@pytest.mark.parametrize("name, settings", CASES)
+def test_declared_bounds_actions_and_metrics_hold(name, settings):
+    env = envs.make(name, **settings)
+    mdp, trajectory = _sample(env, 5, episodes=256)
+    low, high = env.observation_bounds()
+    assert low.shape == high.shape == tuple(env.observation_shape) and low.dtype == high.dtype == np.float32
+    observations = np.asarray(mdp.observations)
+    assert (observations >= low).all() and (observations <= high).all()
+    assert mdp.num_actions == env.num_actions
+    metrics = env.episode_metrics(trajectory.info, trajectory.mask)
+    assert tuple(metrics) == env.metric_names
+    assert all(np.asarray(value).shape == (256,) for value in metrics.values())

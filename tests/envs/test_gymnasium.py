@@ -73,8 +73,8 @@ def test_episode_matches_functional_env_and_reports_treasure_and_apples():
     np.testing.assert_allclose(rewards, expected_rewards, rtol=1e-6)
     scale = 23.0 / 12
     assert rewards[-1] == pytest.approx(0.2 * scale)  # the treasure
-    assert info["treasure_collected"] is True
-    assert info["apple_fraction"] == 1.0
+    assert info["treasure_rate"] == 1.0
+    assert info["distractor_rate"] == 1.0
     assert info["episode_totals"] == {"apple": num_apples, "apple_picked": num_apples, "treasure": 1}
     assert info["episode_length"] == 12
     assert info["episode_return"] == pytest.approx(sum(rewards))
@@ -87,8 +87,8 @@ def test_episode_matches_functional_env_and_reports_treasure_and_apples():
     env.reset(seed=6)
     for action in lazy:
         *_, info = env.step(int(action))
-    assert info["treasure_collected"] is False
-    assert info["apple_fraction"] == pytest.approx(len(apple_cells[1::2]) / num_apples)
+    assert info["treasure_rate"] == 0.0
+    assert info["distractor_rate"] == pytest.approx(len(apple_cells[1::2]) / num_apples)
 
 
 def test_reset_seed_reproduces_stochastic_rewards():
@@ -147,11 +147,11 @@ def test_sync_vector_env_runs_and_autoresets():
         assert rewards.shape == (3,) and not truncated.any()
         assert terminated.all() == (t == 3)
     # Only the env that picked the key can open the door.
-    np.testing.assert_array_equal(infos["treasure_collected"], [False, False, False])
+    np.testing.assert_array_equal(infos["treasure_rate"], [0.0, 0.0, 0.0])
     first, _ = envs.reset(seed=1)
     for action in ([PICK_KEY] * 3, [0] * 3, [OPEN_DOOR] * 3, [0] * 3):
         obs, rewards, terminated, _, infos = envs.step(np.array(action))
-    assert terminated.all() and infos["treasure_collected"].all()
+    assert terminated.all() and (infos["treasure_rate"] == 1.0).all()
     obs, *_ = envs.step(np.zeros(3, int))  # NEXT_STEP autoreset: this step only resets
     np.testing.assert_array_equal(obs, first)
     envs.close()
@@ -175,7 +175,7 @@ def test_dm_env_episode_step_types_and_returns():
         env.observation_spec().validate(ts.observation)
         env.reward_spec().validate(ts.reward)
         env.discount_spec().validate(ts.discount)
-    assert env.info["treasure_collected"] is True and env.info["apple_fraction"] == 1.0
+    assert env.info["treasure_rate"] == 1.0 and env.info["distractor_rate"] == 1.0
     assert env.info["episode_return"] == pytest.approx(expected_rewards.sum())
     assert env.action_spec().num_values == 4
     assert env.step(0).first()  # after LAST, step starts a new episode
