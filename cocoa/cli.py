@@ -186,21 +186,21 @@ def _train(args, extra) -> int:
     shadow_rows: list[dict] = []
 
     def measure(update, agent_states, shadow_states):
-        from cocoa import gradients
+        from cocoa.shadow import shadow_quality
 
-        shadow_rows.extend(gradients.shadow_quality(env, agent, shadows, update, agent_states, shadow_states,
-                                                    samples=args.shadow_samples, seed=args.seed,
-                                                    first_step_only=args.shadow_first_step_only))
+        shadow_rows.extend(shadow_quality(env, agent, shadows, update, agent_states, shadow_states,
+                                          samples=args.shadow_samples, seed=args.seed,
+                                          first_step_only=args.shadow_first_step_only))
 
     result = train(env, agent, config, progress=not args.no_progress, shadows=shadows, on_shadows=measure)
     run_config = {"env": args.env, "env_params": env_params, "agent": args.agent, "agent_config": agent_config,
                   "train": vars(config)}
     summary = records.save_run(args.out, run_config, result)
     if shadows:
-        from cocoa import gradients
+        from cocoa import gradient_report
 
         records.write_csv(Path(args.out) / "shadow.csv", shadow_rows, ["update", "seed", "agent"])
-        gradients.plot_shadow_curves(shadow_rows, Path(args.out) / "shadow.png")
+        gradient_report.plot_shadow_curves(shadow_rows, Path(args.out) / "shadow.png")
         print(f"wrote {Path(args.out) / 'shadow.csv'} and {Path(args.out) / 'shadow.png'}")
     finals = ", ".join(f"{k} {v:.3f}" for k, v in summary["final"].items())
     print(f"final (mean over {args.seeds} seeds): {finals}")
@@ -270,7 +270,7 @@ def _add_gradients_parser(commands):
 
 
 def _gradients(args, extra) -> int:
-    from cocoa import gradients
+    from cocoa import gradient_report, gradients
 
     env, env_params = make_env(args.env, extra)
     check_output_folder(args.out)
@@ -280,9 +280,9 @@ def _gradients(args, extra) -> int:
         model_updates=args.model_updates, model_batch_size=args.model_batch, seed=args.seed,
         first_step_only=args.first_step_only, exact_if_possible=not args.no_enumeration,
         max_enumerated=args.max_enumerated, batch_size=args.batch, progress=not args.no_progress)
-    report = gradients.write_report(records, args.out, command=_gradients_command(args, extra))
-    print(gradients.markdown_tables(records))
-    print(f"wrote {report}, {Path(args.out) / gradients.PLOT_FILE} and {Path(args.out) / gradients.RECORDS_FILE}")
+    report = gradient_report.write_report(records, args.out, command=_gradients_command(args, extra))
+    print(gradient_report.markdown_tables(records))
+    print(f"wrote {report}, {Path(args.out) / gradient_report.PLOT_FILE} and {Path(args.out) / gradient_report.RECORDS_FILE}")
     return 0
 
 

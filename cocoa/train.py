@@ -117,10 +117,12 @@ def make_init(env: Environment, agent: Agent, shadows: Sequence[Agent] = ()) -> 
     return init
 
 
-def _make_update(env: Environment, agent: Agent, config: TrainConfig, shadows: Sequence[Agent]) -> Callable:
+def _make_update(env: Environment, agent: Agent, config: TrainConfig, shadows: Sequence[Agent],
+                 learn_policy: bool = True) -> Callable:
     """((states, key), None) -> ((states, key), metrics): one update of one seed, the body of every scan.
 
     Shadow agents train only their models, on the very batches the main agent collects and learns from.
+    With ``learn_policy=False`` the agent too takes only its model step (model training at a fixed policy).
     """
     horizon = _horizon(env, config)
     state_observations = _state_observations(env, config, horizon)
@@ -132,9 +134,13 @@ def _make_update(env: Environment, agent: Agent, config: TrainConfig, shadows: S
                         else agent.behaviour_probs(agent_state.policy_params, state_observations))
         trajectory = rollout(env, agent.behaviour_probs, agent_state.policy_params, rollout_key,
                              batch_size=config.batch_size, horizon=horizon, policy_table=policy_table)
-        # The update's own stream (the model batch's resampling) leaves the rollout's keys as they were.
-        agent_state, metrics = agent.update(agent_state, trajectory, state_observations,
-                                            key=jax.random.fold_in(rollout_key, 1))
+        if learn_policy:
+            # The update's own stream (the model batch's resampling) leaves the rollout's keys as they were.
+            agent_state, metrics = agent.update(agent_state, trajectory, state_observations,
+                                                key=jax.random.fold_in(rollout_key, 1))
+        else:
+            agent_state, model_loss = agent.model_update(agent_state, trajectory)
+            metrics = {"model_loss": model_loss}
         shadow_states = tuple(shadow.model_update(state, trajectory)[0] for shadow, state in zip(shadows, shadow_states))
         metrics["train_return"] = jnp.mean(episode_returns(trajectory))
         metrics["env_steps"] = jnp.sum(trajectory.mask)
@@ -163,6 +169,19 @@ def make_train(env: Environment, agent: Agent, config: TrainConfig, shadows: Seq
         return states, metrics
 
     return train_one
+
+
+def make_model_training(env: Environment, agent: Agent, config: TrainConfig) -> Callable:
+    """(agent_state, key) -> (agent_state, model losses (updates,)): ``config.updates`` model steps on
+    fresh batches of the agent's fixed policy; the training step with the policy step left out. Jitted."""
+    one_update = _make_update(env, agent, config, (), learn_policy=False)
+
+    def train_model(agent_state, key):
+        ((agent_state, _), _), metrics = jax.lax.scan(one_update, ((agent_state, ()), key), None,
+                                                      length=config.updates)
+        return agent_state, metrics["model_loss"]
+
+    return jax.jit(train_model)
 
 
 def make_segment(env: Environment, agent: Agent, config: TrainConfig, num_updates: int,

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from cocoa import agents, cli, envs, gradients, metrics, oracle
+from cocoa import agents, cli, envs, gradients, metrics, oracle, policy_gradients
 from cocoa.agents import Agent, AgentState
 from cocoa.enumeration import enumerate_trajectories
 from cocoa.rollout import rollout
@@ -28,10 +28,10 @@ def setting():
     agent = agents.make_for_env("reinforce", env)
     policy_params = gradients.shared_policy_params(env, "init", seed=3)
     state = AgentState(policy_params, policy_opt_state=None, model_params={}, model_opt_state=None)
-    trajectories, probabilities = enumerate_trajectories(mdp, gradients.policy_table(agent, policy_params, mdp))
-    enumerated = np.asarray(gradients.per_trajectory_gradients(agent, state, trajectories), np.float64)
-    true = np.asarray(gradients.true_gradient(agent, state, mdp), np.float64)
-    expected = np.asarray(gradients.expected_gradient(agent, state, mdp), np.float64)
+    trajectories, probabilities = enumerate_trajectories(mdp, policy_gradients.policy_table(agent, policy_params, mdp))
+    enumerated = np.asarray(policy_gradients.per_trajectory_gradients(agent, state, trajectories), np.float64)
+    true = np.asarray(policy_gradients.true_gradient(agent, state, mdp), np.float64)
+    expected = np.asarray(policy_gradients.expected_gradient(agent, state, mdp), np.float64)
     return dict(env=env, mdp=mdp, agent=agent, state=state, trajectories=trajectories,
                 probabilities=probabilities, enumerated=enumerated, true=true, expected=expected)
 
@@ -51,7 +51,7 @@ def test_enumeration_exact_bias(setting):
     assert float(metrics.bias(mean, setting["true"])) < 1e-9
     # The biased control, on the same trajectories: clearly biased.
     biased_agent = Agent(Unscaled(), num_actions=4)
-    biased = gradients.per_trajectory_gradients(biased_agent, setting["state"], setting["trajectories"])
+    biased = policy_gradients.per_trajectory_gradients(biased_agent, setting["state"], setting["trajectories"])
     biased_mean = setting["probabilities"] @ np.asarray(biased, np.float64)
     assert float(metrics.bias(biased_mean, setting["true"])) > 0.05
 
@@ -59,7 +59,7 @@ def test_enumeration_exact_bias(setting):
 def test_exact_variance_equals_sampled_variance_within_sampling_error(setting):
     env, agent, state = setting["env"], setting["agent"], setting["state"]
     sample = jax.jit(functools.partial(rollout, env, agent.behaviour_probs, batch_size=NUM_SAMPLES, horizon=LENGTH))
-    sampled = np.asarray(gradients.per_trajectory_gradients(agent, state, sample(state.policy_params,
+    sampled = np.asarray(policy_gradients.per_trajectory_gradients(agent, state, sample(state.policy_params,
                                                                                jax.random.PRNGKey(7))), np.float64)
     true, expected = setting["true"], setting["expected"]
     exact = float(metrics.variance(setting["enumerated"], true, expected, setting["probabilities"]))
@@ -76,10 +76,10 @@ def test_exact_variance_equals_sampled_variance_within_sampling_error(setting):
 
 def test_first_step_only(setting):
     agent, state, mdp = setting["agent"], setting["state"], setting["mdp"]
-    first = np.asarray(gradients.per_trajectory_gradients(agent, state, setting["trajectories"], first_step_only=True),
+    first = np.asarray(policy_gradients.per_trajectory_gradients(agent, state, setting["trajectories"], first_step_only=True),
                        np.float64)
-    true_first = np.asarray(gradients.true_gradient(agent, state, mdp, first_step_only=True))
-    expected_first = np.asarray(gradients.expected_gradient(agent, state, mdp, first_step_only=True))
+    true_first = np.asarray(policy_gradients.true_gradient(agent, state, mdp, first_step_only=True))
+    expected_first = np.asarray(policy_gradients.expected_gradient(agent, state, mdp, first_step_only=True))
     mean = setting["probabilities"] @ first
     scale = np.linalg.norm(true_first)
     assert scale > 1e-3 and np.linalg.norm(true_first - setting["true"]) > 0.01 * scale  # a different quantity
@@ -96,7 +96,7 @@ def test_train_models_trains_only_the_model(setting):
     assert losses.shape == (60,) and np.all(np.isfinite(losses))
     # The value network approaches V^pi of the fixed policy (occupancy-weighted squared error).
     mdp = setting["mdp"]
-    probs = gradients.policy_table(agent, state.policy_params, mdp)
+    probs = policy_gradients.policy_table(agent, state.policy_params, mdp)
     true_values, occupancy = oracle.state_values(mdp, probs), oracle.occupancy(mdp, probs)
 
     def value_error(model_params):

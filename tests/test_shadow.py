@@ -57,12 +57,12 @@ def test_cli_shadow_rejects_unknown_names(tmp_path, capsys):
 def test_shadow_quality_checks_its_input():
     import pytest
 
-    from cocoa import gradients
+    from cocoa import shadow
 
     env = envs.make("LinearKeyToDoor-v0", length=5)
     agent = agents.make_for_env("reinforce", env)
     state = jax.vmap(agent.init, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(0), 1), env.observation_shape)
     with pytest.raises(ValueError, match="samples must be an integer >= 2"):
-        gradients.shadow_quality(env, agent, [], 0, state, (), samples=1)
+        shadow.shadow_quality(env, agent, [], 0, state, (), samples=1)
     with pytest.raises(ValueError, match="got 1 shadows but 0 shadow states"):
-        gradients.shadow_quality(env, agent, [agent], 0, state, ())
+        shadow.shadow_quality(env, agent, [agent], 0, state, ())
