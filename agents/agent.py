@@ -124,11 +124,13 @@ class Agent:
         """The learned softmax policy without epsilon exploration (used for evaluation)."""
         return self.policy.probs(policy_params, observations, epsilon=0.0)
 
+    def policy_table(self, policy_params, mdp):
+        """(S, A) the behaviour policy on every state of ``mdp``: what the oracle and exact models read."""
+        return self.behaviour_probs(policy_params, jnp.asarray(mdp.observations, jnp.float32))
+
     def exact_model(self, policy_params):
-        """Oracle tables of a ground-truth estimator under the current behaviour policy."""
-        mdp = self.estimator.mdp
-        policy_table = self.behaviour_probs(policy_params, jnp.asarray(mdp.observations, jnp.float32))
-        return self.estimator.exact_model(policy_table)
+        """The oracle's model tables for an exact (``-gt``) estimator under the current behaviour policy."""
+        return self.estimator.exact_model(self.policy_table(policy_params, self.estimator.mdp))
 
     def update(self, state: AgentState, trajectory: Trajectory, state_observations=None,
                key=None) -> tuple[AgentState, dict]:
@@ -144,7 +146,7 @@ class Agent:
         if config.model_batch == "resample" and key is None and not self.estimator.exact:
             raise ValueError("model_batch='resample' draws the model's batch at random: pass key= to Agent.update")
         loss_and_credit = jax.value_and_grad(self.estimator.model_loss_and_credit, has_aux=True)
-        if self.estimator.exact:  # ground truth for the policy that collected the batch
+        if self.estimator.exact:  # the oracle's model for the policy that collected the batch
             state = dataclasses.replace(state, model_params=self.exact_model(state.policy_params))
             credit, model_loss = self.estimator.credit(state.model_params, trajectory), jnp.zeros(())
         elif config.model_batch == "batch" and not config.model_first:

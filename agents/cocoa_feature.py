@@ -73,7 +73,7 @@ class CocoaFeature(ClassHindsightEstimator):
     straight-through threshold, trained to regress the reward with a linear readout and an L1
     shrinkage on the active bits; they train for ``feature_burn_in`` updates, then freeze, so the
     hindsight model learns coefficients for a fixed set of objects. Only ``2 ** num_features``
-    classes exist, so credit and loss use the regrouped O(B T U) form. There is no ground-truth
+    classes exist, so credit and loss use the regrouped O(B T U) form. There is no exact
     variant: the objects themselves are learned.
     """
 

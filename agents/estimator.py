@@ -22,7 +22,7 @@ from cocoa.types import TabularMDP, Trajectory
 class Estimator(abc.ABC):
     """A credit estimator plus the learned model(s) it relies on (none by default).
 
-    Ground-truth variants: an estimator built with ``mdp=`` (registered as ``<name>-gt``) takes its
+    Exact variants: an estimator built with ``mdp=`` (registered as ``<name>-gt``) takes its
     model quantities (V^pi, Q^pi, contribution coefficients ...) from the oracle instead of learning
     them. Its "model parameters" are then oracle tables, recomputed from the current policy at every
     update by ``exact_model``; ``model_loss`` is unused.
@@ -33,7 +33,7 @@ class Estimator(abc.ABC):
 
     def __init__(self, mdp: TabularMDP | None = None):
         if mdp is not None and not self.has_exact_variant:
-            raise ValueError(f"estimator {self.name!r} has no ground-truth variant (it learns no model)")
+            raise ValueError(f"estimator {self.name!r} has no exact variant (it learns no model)")
         if mdp is not None and not isinstance(mdp, TabularMDP):
             raise TypeError(f"mdp must be a cocoa.types.TabularMDP; got {type(mdp).__name__}")
         self.mdp = mdp
@@ -50,8 +50,8 @@ class Estimator(abc.ABC):
         return False
 
     def exact_model(self, policy_table) -> Any:
-        """Oracle tables for the ground-truth variant, from the policy (S, A) on every state of ``mdp``."""
-        raise TypeError(f"estimator {self.name!r} has no ground-truth variant")
+        """Oracle tables for the exact variant, from the policy (S, A) on every state of ``mdp``."""
+        raise TypeError(f"estimator {self.name!r} has no exact variant")
 
     def init_model(self, key, observation_shape, num_actions) -> Any:
         """Parameters of the estimator's learned model(s); an empty dict if it has none."""

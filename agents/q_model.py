@@ -88,7 +88,7 @@ class QModelEstimator(Estimator):
     (default 0.9: mostly Monte-Carlo, a little bootstrapping to cut the variance of the distractor
     rewards; 1 = pure Monte-Carlo returns); ``target`` ("expected", default, or "greedy").
 
-    Learned: ``model_params`` are the MLP's parameters. Ground truth (``mdp=``): ``model_params`` is
+    Learned: ``model_params`` are the MLP's parameters. Exact (``mdp=``): ``model_params`` is
     ``{"q": Q^pi}`` (H, S, A) from ``cocoa.oracle.q_values`` for the behaviour policy.
     """
 

@@ -24,13 +24,13 @@ EXACT_SUFFIX = "-gt"
 
 
 def names() -> list[str]:
-    """The registered agent names; ``<name>-gt`` is the ground-truth variant (oracle models)."""
+    """The registered agent names; ``<name>-gt`` is the exact variant (oracle models)."""
     exact = [name + EXACT_SUFFIX for name, cls in _ESTIMATORS.items() if cls.has_exact_variant]
     return sorted([*_ESTIMATORS, *exact])
 
 
 def is_exact(name: str) -> bool:
-    """Whether ``name`` is a ground-truth variant (needs the environment's tabular MDP)."""
+    """Whether ``name`` is a exact variant (needs the environment's tabular MDP)."""
     _estimator_class(name)
     return name.endswith(EXACT_SUFFIX)
 
@@ -60,12 +60,12 @@ def _estimator_class(name: str) -> type[Estimator]:
 def _mdp_for(name: str, mdp):
     if is_exact(name):
         if mdp is None:
-            raise ValueError(f"{name!r} is a ground-truth variant: pass the environment's exact model, "
+            raise ValueError(f"{name!r} is a exact variant: pass the environment's exact model, "
                              f"mdp=env.tabular_mdp()")
         return mdp
     if mdp is not None:
         raise ValueError(f"{name!r} learns its model and takes no mdp; use {name + EXACT_SUFFIX!r} for "
-                         "the ground-truth variant" if name + EXACT_SUFFIX in names()
+                         "the exact variant" if name + EXACT_SUFFIX in names()
                          else f"{name!r} takes no mdp")
     return None
 
@@ -73,7 +73,7 @@ def _mdp_for(name: str, mdp):
 def make_estimator(name: str, *, mdp=None, **options) -> Estimator:
     """Builds estimator ``name`` with its own options (see ``estimator_parameters(name)``).
 
-    Ground-truth variants (``<name>-gt``) need ``mdp``, the environment's ``tabular_mdp()``.
+    Exact variants (``<name>-gt``) need ``mdp``, the environment's ``tabular_mdp()``.
     """
     accepted = estimator_parameters(name)
     unknown = sorted(set(options) - set(accepted))
@@ -90,7 +90,7 @@ def make(name: str, *, num_actions: int, mdp=None, **config) -> Agent:
 
     ``config`` mixes the shared AgentConfig fields (learning rates, epsilon, entropy, network
     sizes) and the estimator's own options; anything else is an error that lists both.
-    Ground-truth variants (``<name>-gt``) need ``mdp=env.tabular_mdp()``.
+    Exact variants (``<name>-gt``) need ``mdp=env.tabular_mdp()``.
     """
     _estimator_class(name)
     shared = agent_parameters()

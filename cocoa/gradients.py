@@ -26,7 +26,7 @@ from cocoa import agents, envs, metrics, oracle
 from cocoa.agents.agent import Agent, AgentState
 from cocoa.enumeration import count_trajectories, enumerate_trajectories
 from cocoa.envs.base import Environment
-from cocoa.policy_gradients import expected_gradient, per_trajectory_gradients, policy_table, true_gradient
+from cocoa.policy_gradients import expected_gradient, per_trajectory_gradients, true_gradient
 from cocoa.rollout import rollout
 from cocoa.train import TrainConfig, make_model_training
 
@@ -42,7 +42,7 @@ def train_models(agent: Agent, agent_state: AgentState, env: Environment, update
     The training step with the policy step left out (``cocoa.train.make_model_training``): each
     step rolls out ``batch_size`` episodes and takes one model step (``Agent.model_update``).
     The policy is not changed.
-    Ground-truth (``-gt``) estimators get the oracle's model at the policy instead; estimators
+    Exact (``-gt``) estimators get the oracle's model at the policy instead; estimators
     without a model are returned as they are.
 
     Returns:
@@ -155,7 +155,7 @@ def analyse(env: Environment | str, agent_names: Sequence[str], *, env_params: d
     policy_params = shared_policy_params(env, policy, seed, horizon=mdp.horizon, progress=progress)
     reference = agents.make_for_env(_POLICY_AGENT, env)  # the shared policy network, no model
     reference_state = AgentState(policy_params, policy_opt_state=None, model_params={}, model_opt_state=None)
-    probs = policy_table(reference, policy_params, mdp)
+    probs = reference.policy_table(policy_params, mdp)
     trajectories, weights, exact = _trajectories(env, mdp, reference, policy_params, probs, sample_key,
                                                  samples, exact_if_possible, max_enumerated)
     g_star = true_gradient(reference, reference_state, mdp, first_step_only=first_step_only)

@@ -30,11 +30,6 @@ def model_params_for(agent: Agent, agent_state: AgentState) -> Any:
     return agent_state.model_params
 
 
-def policy_table(agent: Agent, policy_params, mdp: TabularMDP) -> jax.Array:
-    """(S, A) the agent's behaviour policy (epsilon-mixed) in every state of ``mdp``."""
-    return agent.behaviour_probs(policy_params, jnp.asarray(mdp.observations, jnp.float32))
-
-
 @functools.lru_cache(maxsize=32)
 def _chunk_gradients_fn(agent: Agent, first_step_only: bool):
     """Jitted (policy_params, model_params, trajectory (C, T)) -> (C, P) per-trajectory gradients."""
@@ -97,7 +92,7 @@ def true_gradient(agent: Agent, agent_state: AgentState, mdp: TabularMDP, *,
     """
     params, epsilon = agent_state.policy_params, agent.config.epsilon
     if first_step_only:
-        q = oracle.q_values(mdp, policy_table(agent, params, mdp))
+        q = oracle.q_values(mdp, agent.policy_table(params, mdp))
         gradient = oracle.estimator_gradient(mdp, agent.policy.logits, q, params=params, epsilon=epsilon,
                                              first_step_only=True)
     else:
@@ -110,7 +105,7 @@ def expected_gradient(agent: Agent, agent_state: AgentState, mdp: TabularMDP, *,
     """(P,) the estimator's exact expected gradient ḡ, from its ``expected_credit`` (docs/index.md)."""
     params = agent_state.policy_params
     credit = agent.estimator.expected_credit(model_params_for(agent, agent_state), mdp,
-                                             policy_table(agent, params, mdp))
+                                             agent.policy_table(params, mdp))
     gradient = oracle.estimator_gradient(mdp, agent.policy.logits, credit, params=params,
                                          epsilon=agent.config.epsilon, first_step_only=first_step_only)
     return ravel_pytree(gradient)[0]

@@ -28,7 +28,7 @@ def setting():
     agent = agents.make_for_env("reinforce", env)
     policy_params = gradients.shared_policy_params(env, "init", seed=3)
     state = AgentState(policy_params, policy_opt_state=None, model_params={}, model_opt_state=None)
-    trajectories, probabilities = enumerate_trajectories(mdp, policy_gradients.policy_table(agent, policy_params, mdp))
+    trajectories, probabilities = enumerate_trajectories(mdp, agent.policy_table(policy_params, mdp))
     enumerated = np.asarray(policy_gradients.per_trajectory_gradients(agent, state, trajectories), np.float64)
     true = np.asarray(policy_gradients.true_gradient(agent, state, mdp), np.float64)
     expected = np.asarray(policy_gradients.expected_gradient(agent, state, mdp), np.float64)
@@ -96,7 +96,7 @@ def test_train_models_trains_only_the_model(setting):
     assert losses.shape == (60,) and np.all(np.isfinite(losses))
     # The value network approaches V^pi of the fixed policy (occupancy-weighted squared error).
     mdp = setting["mdp"]
-    probs = policy_gradients.policy_table(agent, state.policy_params, mdp)
+    probs = agent.policy_table(state.policy_params, mdp)
     true_values, occupancy = oracle.state_values(mdp, probs), oracle.occupancy(mdp, probs)
 
     def value_error(model_params):

@@ -1,4 +1,4 @@
-"""COCOA-reward and HCA-state: exact coefficients, unbiasedness of the ground-truth variants,
+"""COCOA-reward and HCA-state: exact coefficients, unbiasedness of the exact variants,
 expected credit of learned models, the regrouped credit and loss, and the hindsight loss minimiser."""
 
 import jax
@@ -285,7 +285,7 @@ def test_cocoa_feature_learns_reward_features_then_freezes_them():
 def test_cocoa_feature_options():
     with pytest.raises(ValueError, match=r"num_features must be an integer in \[1, 12\]"):
         CocoaFeature(num_features=0)
-    with pytest.raises(ValueError, match="has no ground-truth variant"):
+    with pytest.raises(ValueError, match="has no exact variant"):
         CocoaFeature(mdp=envs.make("LinearKeyToDoor-v0", length=5).tabular_mdp())
     assert "cocoa-feature-gt" not in agents.names()
 

@@ -273,7 +273,7 @@ def test_bad_options(name, options, pattern):
 
 def test_ground_truth_variants_need_the_mdp():
     for name in ("q-critic-gt", "trajcv-gt"):
-        with pytest.raises(ValueError, match=rf"'{name}' is a ground-truth variant: pass the environment's "
+        with pytest.raises(ValueError, match=rf"'{name}' is a exact variant: pass the environment's "
                                              r"exact model, mdp=env.tabular_mdp\(\)"):
             agents.make(name, num_actions=4)
     mdp = envs.make("LinearKeyToDoor-v0", length=5).tabular_mdp()
