@@ -132,15 +132,14 @@ class Agent:
         """The oracle's model tables for an exact (``-gt``) estimator under the current behaviour policy."""
         return self.estimator.exact_model(self.policy_table(policy_params, self.estimator.mdp))
 
-    def update(self, state: AgentState, trajectory: Trajectory, state_observations=None,
-               key=None) -> tuple[AgentState, dict]:
+    def update(self, state: AgentState, trajectory: Trajectory, key=None) -> tuple[AgentState, dict]:
         """One learning step on a batch of trajectories; pure and jittable.
 
         The model step trains on the batch (or, with ``model_batch="resample"``, on a batch drawn
         from it with replacement, which needs ``key``); the credit uses the model before that step,
-        or after it with ``model_first``. With ``state_observations`` (S, ...) of a tabular
-        environment, the networks run once per state and are read at ``trajectory.state_index``:
-        the same values and gradients, cheaper when the batch has more steps than the env has states.
+        or after it with ``model_first``. When the trajectory says so (``num_states``, set by the
+        rollout on tabular environments), the networks run once per state and are read at
+        ``trajectory.state_index``: the same values and gradients, cheaper.
         """
         config = self.config
         if config.model_batch == "resample" and key is None and not self.estimator.exact:
@@ -151,23 +150,23 @@ class Agent:
             credit, model_loss = self.estimator.credit(state.model_params, trajectory), jnp.zeros(())
         elif config.model_batch == "batch" and not config.model_first:
             # One pass of the model gives the loss, its gradient and the credit.
-            (model_loss, credit), grads = loss_and_credit(state.model_params, trajectory, state_observations)
+            (model_loss, credit), grads = loss_and_credit(state.model_params, trajectory)
             state = self._model_step(state, grads)
         else:
             model_batch = resample(trajectory, key) if config.model_batch == "resample" else trajectory
-            (model_loss, _), grads = loss_and_credit(state.model_params, model_batch, state_observations)
+            (model_loss, _), grads = loss_and_credit(state.model_params, model_batch)
             stepped = self._model_step(state, grads)
             # The unused half of each pass (credit of the model batch, loss of the credit pass) is compiled away.
             credit_params = stepped.model_params if config.model_first else state.model_params
-            credit = self.estimator.model_loss_and_credit(credit_params, trajectory, state_observations)[1]
+            credit = self.estimator.model_loss_and_credit(credit_params, trajectory)[1]
             state = stepped
         credit = jax.lax.stop_gradient(credit)
 
         def policy_objective(policy_params):
-            if state_observations is None:
-                probs = self.behaviour_probs(policy_params, trajectory.observations)
+            if trajectory.num_states:
+                probs = self.behaviour_probs(policy_params, trajectory.state_observations())[trajectory.state_index]
             else:
-                probs = self.behaviour_probs(policy_params, state_observations)[trajectory.state_index]
+                probs = self.behaviour_probs(policy_params, trajectory.observations)
             surrogate = policy_surrogate(probs, credit, trajectory.mask)
             bonus = jnp.mean(jnp.sum(entropy(probs) * trajectory.mask, axis=-1))
             return -(surrogate + self.config.entropy_coef * bonus), (surrogate, bonus)

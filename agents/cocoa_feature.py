@@ -123,8 +123,8 @@ class CocoaFeature(ClassHindsightEstimator):
         return jnp.broadcast_to(classes[..., None], (num_states, num_actions, mdp.num_reward_values)), \
             self.num_objects
 
-    def model_loss_and_credit(self, model_params, trajectory, state_observations=None):
-        hindsight, credit = super().model_loss_and_credit(model_params, trajectory, state_observations)
+    def model_loss_and_credit(self, model_params, trajectory):
+        hindsight, credit = super().model_loss_and_credit(model_params, trajectory)
         training_features = (model_params["updates"] < self.feature_burn_in).astype(jnp.float32)
         return hindsight + training_features * self.features.loss(
             model_params["features"], trajectory, self.feature_shrinkage), credit

@@ -63,14 +63,8 @@ class Estimator(abc.ABC):
         del model_params, trajectory
         return jnp.zeros(())
 
-    def model_loss_and_credit(self, model_params, trajectory: Trajectory,
-                              state_observations=None) -> tuple[jax.Array, jax.Array]:
-        """(model loss, credit) at the same parameters; estimators override it to share one model pass.
-
-        ``state_observations`` (S, ...), given for tabular environments, lets an estimator run its
-        networks once per state and read them at ``trajectory.state_index`` (same values, cheaper).
-        """
-        del state_observations
+    def model_loss_and_credit(self, model_params, trajectory: Trajectory) -> tuple[jax.Array, jax.Array]:
+        """(model loss, credit) at the same parameters; estimators override it to share one model pass."""
         return self.model_loss(model_params, trajectory), self.credit(model_params, trajectory)
 
     def after_update(self, model_params) -> Any:

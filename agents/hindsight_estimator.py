@@ -197,28 +197,26 @@ class ClassHindsightEstimator(HindsightEstimator):
     def init_model(self, key, observation_shape, num_actions):
         return self.network(num_actions).init(key, observation_shape, self.class_features().shape[-1])
 
-    def class_log_coefficients(self, model_params, trajectory, state_observations=None):
+    def class_log_coefficients(self, model_params, trajectory):
         """log w and log p for every active class: (B, T, U', A) each (``active_classes``).
 
-        With ``state_observations`` the network runs once per state, with the behaviour policy of
-        each visited state (read from the trajectory), and is gathered at the steps' state indices.
+        When the trajectory says so (``num_states``) the network runs once per state, with the
+        behaviour policy of each visited state, and is read at the steps' state indices.
         """
         network = self.network(trajectory.num_actions)
         features = self.class_features()[self.active_classes()]
         params = self.hindsight_params(model_params)
-        if state_observations is None:
+        if not trajectory.num_states:
             return network.log_coefficients(params, trajectory.observations[:, :, None, :], features[None, None],
                                             trajectory.policy_probs[:, :, None, :])
-        num_states = state_observations.shape[0]
-        policy_table = jnp.ones((num_states, trajectory.num_actions), trajectory.policy_probs.dtype).at[
-            trajectory.state_index].set(trajectory.policy_probs)  # rows of unvisited states are never read
-        per_state = network.log_coefficients(params, state_observations[:, None, :], features[None],
-                                             policy_table[:, None, :])
+        observations = trajectory.state_observations()
+        policy_table = trajectory.per_state(trajectory.policy_probs, fill=1.0)  # unvisited rows are never read
+        per_state = network.log_coefficients(params, observations[:, None, :], features[None], policy_table[:, None, :])
         return tuple(table[trajectory.state_index] for table in per_state)
 
-    def model_loss_and_credit(self, model_params, trajectory, state_observations=None):
+    def model_loss_and_credit(self, model_params, trajectory):
         # One network pass serves both: log p for the loss, w = exp(log w) for the credit.
-        log_coefficients, log_probs = self.class_log_coefficients(model_params, trajectory, state_observations)
+        log_coefficients, log_probs = self.class_log_coefficients(model_params, trajectory)
         classes = self.classes(model_params, trajectory)
         active = self.active_classes()
         weights = later_sums(jnp.ones_like(trajectory.rewards), classes, self.num_objects,

@@ -12,9 +12,10 @@ from typing import Any, Callable
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from cocoa.envs.base import Environment
-from cocoa.types import Trajectory
+from cocoa.types import StateTable, Trajectory
 
 PolicyFn = Callable[[Any, jax.Array], jax.Array]  # (params, observations (B, *obs)) -> probs (B, A)
 
@@ -28,7 +29,7 @@ def sample_inverse_cdf(probs: jax.Array, uniforms: jax.Array) -> jax.Array:
 
 
 def rollout(env: Environment, policy_fn: PolicyFn, policy_params: Any, key: jax.Array, *,
-            batch_size: int, horizon: int, env_params: Any = None, policy_table=None) -> Trajectory:
+            batch_size: int, horizon: int, env_params: Any = None, per_state: bool | None = None) -> Trajectory:
     """Runs ``batch_size`` episodes of at most ``horizon`` steps; pure and jittable.
 
     Args:
@@ -39,9 +40,10 @@ def rollout(env: Environment, policy_fn: PolicyFn, policy_params: Any, key: jax.
       batch_size: number of episodes B.
       horizon: number of steps T to scan; steps after an episode ends are masked padding.
       env_params: environment parameters (default: ``env.default_params``).
-      policy_table: optional (S, A) policy on every tabular state; then the policy at each step is
-        read from it by state index instead of calling ``policy_fn`` (exact for a tabular env, and
-        cheaper when a batch visits fewer distinct states than it takes steps).
+      per_state: on a tabular environment, run ``policy_fn`` once per state and read it at each
+        step's state index instead of once per step (exact; cheaper when the batch takes more steps
+        than the environment has states); the trajectory then says so (``num_states``), so that the
+        update evaluates its networks per state too. None (default): when S <= B * T.
 
     Returns:
       A batch-first :class:`~cocoa.types.Trajectory` with leading axes (B, T).
@@ -51,6 +53,17 @@ def rollout(env: Environment, policy_fn: PolicyFn, policy_params: Any, key: jax.
     if not isinstance(horizon, int) or horizon < 1:
         raise ValueError(f"horizon must be a positive integer; got {horizon!r}")
     env_params = env.default_params if env_params is None else env_params
+    states, policy_table = None, None
+    concrete = not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(env_params))
+    if per_state and not (env.is_tabular and concrete):
+        raise ValueError(f"per_state=True needs a tabular environment with concrete params; {env.name} "
+                         + ("has no tabular form" if not env.is_tabular else "got traced params"))
+    if env.is_tabular and concrete and per_state is not False:
+        with jax.ensure_compile_time_eval():  # the table is a constant, also when rollout is traced
+            table = np.asarray(env.tabular_mdp(env_params).observations, np.float32)
+        if per_state or table.shape[0] <= batch_size * horizon:
+            states = StateTable(table)
+            policy_table = policy_fn(policy_params, jnp.asarray(table))
     reset_key, action_key, env_key = jax.random.split(key, 3)
     reset_noise = jax.random.uniform(reset_key, (batch_size, env.noise_size))
     action_uniforms = jax.random.uniform(action_key, (horizon, batch_size))
@@ -78,7 +91,7 @@ def rollout(env: Environment, policy_fn: PolicyFn, policy_params: Any, key: jax.
     batch_first = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), transitions)
     observations, actions, rewards, dones, mask, probs, indices, info = batch_first
     return Trajectory(observations=observations, actions=actions, rewards=rewards, dones=dones,
-                      mask=mask, policy_probs=probs, state_index=indices, info=info)
+                      mask=mask, policy_probs=probs, state_index=indices, info=info, states=states)
 
 
 def episode_returns(trajectory: Trajectory) -> jax.Array:

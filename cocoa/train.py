@@ -38,7 +38,7 @@ class TrainConfig:
     eval_episodes: int = 64
     horizon: Optional[int] = None  # default: the environment's max_episode_steps
     # Run the policy once per tabular state instead of once per step: None = when the environment is
-    # tabular with at most batch_size * horizon states (exact either way; see _state_observations).
+    # tabular with at most batch_size * horizon states (exact either way; ``rollout(per_state=...)``).
     policy_per_state: Optional[bool] = None
 
     def __post_init__(self):
@@ -89,20 +89,6 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
-def _state_observations(env: Environment, config: TrainConfig, horizon: int):
-    """Observations of every state when the policy should run per state rather than per step.
-
-    For a tabular environment whose state count is at most the steps of one batch, the policy
-    network is evaluated once per state and read by state index (exact; fewer rows to compute).
-    """
-    if config.policy_per_state is False or not env.is_tabular:
-        return None
-    observations = env.tabular_mdp().observations
-    if config.policy_per_state is None and observations.shape[0] > config.batch_size * horizon:
-        return None
-    return jnp.asarray(observations, jnp.float32)
-
-
 def make_init(env: Environment, agent: Agent, shadows: Sequence[Agent] = ()) -> Callable:
     """init_key -> (agent_state, shadow_states) of one seed; pure. Shadows start from the agent's policy."""
 
@@ -125,19 +111,15 @@ def _make_update(env: Environment, agent: Agent, config: TrainConfig, shadows: S
     With ``learn_policy=False`` the agent too takes only its model step (model training at a fixed policy).
     """
     horizon = _horizon(env, config)
-    state_observations = _state_observations(env, config, horizon)
 
     def one_update(carry, _):
         (agent_state, shadow_states), key = carry
         key, rollout_key = jax.random.split(key)
-        policy_table = (None if state_observations is None
-                        else agent.behaviour_probs(agent_state.policy_params, state_observations))
         trajectory = rollout(env, agent.behaviour_probs, agent_state.policy_params, rollout_key,
-                             batch_size=config.batch_size, horizon=horizon, policy_table=policy_table)
+                             batch_size=config.batch_size, horizon=horizon, per_state=config.policy_per_state)
         if learn_policy:
             # The update's own stream (the model batch's resampling) leaves the rollout's keys as they were.
-            agent_state, metrics = agent.update(agent_state, trajectory, state_observations,
-                                                key=jax.random.fold_in(rollout_key, 1))
+            agent_state, metrics = agent.update(agent_state, trajectory, key=jax.random.fold_in(rollout_key, 1))
         else:
             agent_state, model_loss = agent.model_update(agent_state, trajectory)
             metrics = {"model_loss": model_loss}

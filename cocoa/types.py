@@ -21,6 +21,7 @@ import dataclasses
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 _PROBABILITY_TOLERANCE = 1e-5
@@ -162,6 +163,19 @@ jax.tree_util.register_dataclass(
 )
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class StateTable:
+    """The observation of every tabular state, (S, ...) float32: a constant the networks can run on
+    once per state. Compared and hashed by identity, so that it rides along a ``Trajectory`` as
+    static data."""
+
+    observations: np.ndarray
+
+    @property
+    def num_states(self) -> int:
+        return int(self.observations.shape[0])
+
+
 @dataclasses.dataclass(frozen=True)
 class Trajectory:
     """A batch of episodes, batch-first: every field has leading axes (B, T).
@@ -177,6 +191,9 @@ class Trajectory:
       policy_probs: (B, T, A) the behaviour policy's action probabilities at each step.
       state_index: int (B, T) the tabular state index of S_t (-1 for non-tabular envs).
       info: dict of (B, T) per-step environment diagnostics.
+      states: static; the observation of every tabular state (``StateTable``) when networks should
+        run once per state and be read at ``state_index`` (set by ``rollout``: exact, and cheaper
+        when a batch has more steps than the environment has states), else None (once per step).
     """
 
     observations: Any
@@ -187,6 +204,24 @@ class Trajectory:
     policy_probs: Any
     state_index: Any
     info: Any
+    states: StateTable | None = None
+
+    @property
+    def num_states(self) -> int:
+        """S when the networks run once per state (``states``), else 0."""
+        return 0 if self.states is None else self.states.num_states
+
+    def state_observations(self):
+        """(S, ...) the observation of every tabular state, a constant (needs ``states``)."""
+        return jnp.asarray(self.states.observations)
+
+    def per_state(self, values, fill: float = 0.0):
+        """(S, ...) table of per-step ``values`` (B, T, ...) by state index; ``fill`` where unvisited.
+
+        Steps in the same state carry the same policy (and observation), so the table holds it once.
+        """
+        table = jnp.full((self.num_states, *values.shape[2:]), fill, values.dtype)
+        return table.at[self.state_index].set(values)
 
     @property
     def batch_size(self) -> int:
@@ -205,5 +240,5 @@ jax.tree_util.register_dataclass(
     Trajectory,
     data_fields=["observations", "actions", "rewards", "dones", "mask", "policy_probs", "state_index",
                  "info"],
-    meta_fields=[],
+    meta_fields=["states"],
 )

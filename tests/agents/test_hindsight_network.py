@@ -139,8 +139,8 @@ def _credit_of_update(agent, state, trajectory, **kwargs):
     seen = {}
     original = agent.estimator.model_loss_and_credit
 
-    def recording(params, batch, state_observations=None):
-        loss, credit = original(params, batch, state_observations)
+    def recording(params, batch):
+        loss, credit = original(params, batch)
         seen.setdefault("calls", []).append((params, batch))
         return loss, credit
 
