@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from cocoa import oracle
-from cocoa.agents.estimator import Estimator, lookup
+from cocoa.agents.estimator import Estimator
 from cocoa.agents.policy import mlp
 from cocoa.agents.credit import score_credit, value_loss
 from cocoa.agents.returns import lambda_returns, reward_to_go
@@ -82,13 +82,8 @@ class Advantage(Estimator):
     def exact_model(self, policy_table):
         return {"values": oracle.state_values(self.mdp, policy_table)}
 
-    def _trajectory_values(self, model_params, trajectory):
-        if self.exact:
-            return lookup(model_params["values"], trajectory.state_index).astype(trajectory.rewards.dtype)
-        return self.values(model_params, trajectory.observations)
-
     def credit(self, model_params, trajectory):
-        values = self._trajectory_values(model_params, trajectory)
+        values = self.along(model_params, trajectory, "values", self.values)
         return credit(trajectory.rewards, trajectory.actions, trajectory.policy_probs, values, trajectory.mask)
 
     def expected_credit(self, model_params, mdp, policy_probs):

@@ -67,6 +67,13 @@ class Estimator(abc.ABC):
         """(model loss, credit) at the same parameters; estimators override it to share one model pass."""
         return self.model_loss(model_params, trajectory), self.credit(model_params, trajectory)
 
+    def along(self, model_params, trajectory: Trajectory, exact_table: str, learned) -> jax.Array:
+        """The model at every step (B, T, ...): the oracle's ``model_params[exact_table]`` read at
+        (t, S_t) for the exact variant, else ``learned(model_params, observations)``."""
+        if self.exact:
+            return lookup(model_params[exact_table], trajectory.state_index).astype(trajectory.rewards.dtype)
+        return learned(model_params, trajectory.observations)
+
     def after_update(self, model_params) -> Any:
         """Called with the model parameters after each optimiser step (e.g. to count updates)."""
         return model_params

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from cocoa import oracle
 from cocoa.agents.credit import state_values, taken, value_loss
-from cocoa.agents.estimator import Estimator, lookup
+from cocoa.agents.estimator import Estimator
 from cocoa.agents.policy import mlp
 from cocoa.agents.returns import lambda_returns
 
@@ -129,9 +129,7 @@ class QModelEstimator(Estimator):
 
     def trajectory_q_values(self, model_params, trajectory):
         """(B, T, A) Q_hat(S_t, .) along the trajectories (oracle Q^pi_t(S_t, .) for ``-gt``)."""
-        if self.exact:
-            return lookup(model_params["q"], trajectory.state_index).astype(trajectory.rewards.dtype)
-        return self.q_values(model_params, trajectory.observations)
+        return self.along(model_params, trajectory, "q", self.q_values)
 
     def table_q_values(self, model_params, mdp):
         """Q_hat on every state of ``mdp``: (S, A) for the network, (H, S, A) for the oracle."""
