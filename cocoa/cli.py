@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -351,14 +352,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def console() -> None:
     """The ``cocoa`` command (``main`` with the process's arguments and exit status)."""
-    status = main()
-    if status == 130:
-        # Leave at once after Ctrl-C: interpreter teardown while XLA's threads are still running
-        # crashed about one exit in three (rc 139) after the clean message.
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+
+    def leave(signum, frame):
+        # Leave from the handler itself rather than raise KeyboardInterrupt: an interrupt raised while
+        # XLA compiles was sometimes swallowed (training then ran on), and interpreter teardown with
+        # XLA's threads running crashed about one exit in three. Result files are written atomically.
+        print(f"cocoa {command}: interrupted; finished runs are kept (re-run to resume)", file=sys.stderr, flush=True)
         sys.stdout.flush()
-        sys.stderr.flush()
         os._exit(130)
-    sys.exit(status)
+
+    signal.signal(signal.SIGINT, leave)
+    sys.exit(main())
 
 
 if __name__ == "__main__":
