@@ -32,8 +32,7 @@ def check_output_folder(path: str | Path, option: str = "--out") -> Path:
     made = [folder for folder in (path, *path.parents) if not folder.exists()]
     try:
         path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
+        tempfile.TemporaryFile(dir=path).close()  # can a file be made there?
     except OSError as error:
         raise CliError(f"{option} {str(path)!r} is not a writable folder: {error.strerror or error}") from None
     finally:

@@ -89,6 +89,20 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
+def _check_inputs(env, agent, config, shadows=()):
+    """Clear errors for what every entry point of the training core takes, before any tracing."""
+    if not isinstance(env, Environment):
+        raise TypeError(f"env must be a cocoa.envs.Environment; got {type(env).__name__}")
+    if not isinstance(agent, Agent):
+        raise TypeError(f"agent must be a cocoa.agents.Agent; got {type(agent).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a cocoa.train.TrainConfig; got {type(config).__name__}")
+    for candidate in (agent, *shadows):
+        if candidate.num_actions != env.num_actions:
+            raise ValueError(f"agent {candidate.name!r} was built for {candidate.num_actions} actions but {env.name} "
+                             f"has {env.num_actions}; build it with agents.make_for_env(name, env)")
+
+
 def make_init(env: Environment, agent: Agent, shadows: Sequence[Agent] = ()) -> Callable:
     """init_key -> (agent_state, shadow_states) of one seed; pure. Shadows start from the agent's policy."""
 
@@ -143,6 +157,7 @@ def make_train(env: Environment, agent: Agent, config: TrainConfig, shadows: Seq
     trains many seeds at once. ``train`` below drives the same pieces in segments, to evaluate and
     report between them; the speed benchmark times this function.
     """
+    _check_inputs(env, agent, config, shadows)
     init, one_update = make_init(env, agent, shadows), _make_update(env, agent, config, shadows)
 
     def train_one(seed_key):
@@ -156,6 +171,7 @@ def make_train(env: Environment, agent: Agent, config: TrainConfig, shadows: Seq
 def make_model_training(env: Environment, agent: Agent, config: TrainConfig) -> Callable:
     """(agent_state, key) -> (agent_state, model losses (updates,)): ``config.updates`` model steps on
     fresh batches of the agent's fixed policy; the training step with the policy step left out. Jitted."""
+    _check_inputs(env, agent, config)
     one_update = _make_update(env, agent, config, (), learn_policy=False)
 
     def train_model(agent_state, key):
@@ -220,14 +236,7 @@ def train(env: Environment, agent: Agent, config: TrainConfig = TrainConfig(), *
     Raises:
       NonFiniteError: NaN or inf in the metrics or parameters; says which seed, quantity and updates.
     """
-    if not isinstance(env, Environment):
-        raise TypeError(f"env must be a cocoa.envs.Environment; got {type(env).__name__}")
-    if not isinstance(agent, Agent):
-        raise TypeError(f"agent must be a cocoa.agents.Agent; got {type(agent).__name__}")
-    for candidate in (agent, *shadows):
-        if candidate.num_actions != env.num_actions:
-            raise ValueError(f"agent {candidate.name!r} was built for {candidate.num_actions} actions but {env.name} "
-                             f"has {env.num_actions}; build it with agents.make_for_env(name, env)")
+    _check_inputs(env, agent, config, shadows)
     seed_keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(config.seed), i))(
         jnp.arange(config.seeds))
     init_keys, run_keys, eval_keys = jnp.swapaxes(jax.vmap(_seed_keys)(seed_keys), 0, 1)

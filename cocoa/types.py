@@ -213,6 +213,9 @@ class Trajectory:
 
     def state_observations(self):
         """(S, ...) the observation of every tabular state, a constant (needs ``states``)."""
+        if self.states is None:
+            raise ValueError("this trajectory carries no state table: roll out a tabular environment "
+                             "with rollout(..., per_state=True or None)")
         return jnp.asarray(self.states.observations)
 
     def per_state(self, values, fill: float = 0.0):
@@ -220,6 +223,9 @@ class Trajectory:
 
         Steps in the same state carry the same policy (and observation), so the table holds it once.
         """
+        if self.states is None:
+            raise ValueError("this trajectory carries no state table: roll out a tabular environment "
+                             "with rollout(..., per_state=True or None)")
         table = jnp.full((self.num_states, *values.shape[2:]), fill, values.dtype)
         return table.at[self.state_index].set(values)
 

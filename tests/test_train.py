@@ -193,3 +193,13 @@ def test_make_train_is_the_core_that_train_drives():
     for a, b in zip(jax.tree.leaves(driven.policy_params), jax.tree.leaves(core.policy_params)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert metrics["env_steps"].shape == (2, 30) and (np.asarray(metrics["env_steps"]) == 4 * 5).all()
+
+
+def test_make_train_checks_its_input():
+    from cocoa.train import make_train
+
+    env = envs.make("LinearKeyToDoor-v0", length=5)
+    with pytest.raises(ValueError, match="built for 3 actions but LinearKeyToDoor-v0 has 4"):
+        make_train(env, agents.make("reinforce", num_actions=3), TrainConfig(updates=1))
+    with pytest.raises(TypeError, match="config must be a cocoa.train.TrainConfig; got dict"):
+        make_train(env, agents.make_for_env("reinforce", env), {"updates": 1})

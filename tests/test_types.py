@@ -201,3 +201,27 @@ def test_trajectory_is_a_pytree_with_shape_properties():
     assert (trajectory.batch_size, trajectory.length, trajectory.num_actions) == (batch, length, actions)
     total = jax.jit(lambda t: jnp.sum(t.rewards * t.mask))(trajectory)
     assert float(total) == 10.0
+
+
+def test_per_state_tables_need_a_state_table():
+    import jax
+    import numpy as np
+    import pytest
+
+    from cocoa import agents, envs
+    from cocoa.rollout import rollout
+
+    env = envs.make("LinearKeyToDoor-v0", length=5)
+    agent = agents.make_for_env("reinforce", env)
+    params = agent.init(jax.random.PRNGKey(0), env.observation_shape).policy_params
+    per_step = rollout(env, agent.behaviour_probs, params, jax.random.PRNGKey(1), batch_size=2, horizon=5,
+                       per_state=False)
+    with pytest.raises(ValueError, match="carries no state table"):
+        per_step.state_observations()
+    with pytest.raises(ValueError, match="carries no state table"):
+        per_step.per_state(per_step.policy_probs)
+    per_state = rollout(env, agent.behaviour_probs, params, jax.random.PRNGKey(1), batch_size=2, horizon=5,
+                        per_state=True)
+    table = per_state.per_state(per_state.policy_probs, fill=1.0)
+    assert table.shape == (env.tabular_mdp().num_states, env.num_actions)
+    np.testing.assert_allclose(table[per_state.state_index], per_state.policy_probs)
