@@ -17,6 +17,10 @@ from cocoa.agents.hindsight_estimator import ClassHindsightEstimator
 from cocoa.agents.registry import register
 
 
+# How far a reward may lie from its declared value (float32 rounding of the environment's values).
+_SUPPORT_TOLERANCE = 1e-5
+
+
 @register
 class CocoaReward(ClassHindsightEstimator):
     """COCOA-reward: U_k = the reward value R_k, optionally refined by a hash of (S_k, A_k) into ``groups``.
@@ -54,6 +58,17 @@ class CocoaReward(ClassHindsightEstimator):
         if support.shape != self.reward_values.shape or not np.allclose(support, self.reward_values, atol=1e-6):
             raise ValueError(f"the estimator's reward_values {self.reward_values.tolist()} differ from the MDP's "
                              f"reward support {support.tolist()}")
+
+    def check_rewards(self, rewards):
+        """A reward outside ``reward_values`` would be credited as its nearest value: an error naming it."""
+        rewards = np.asarray(rewards, dtype=float).reshape(-1)
+        if rewards.size:
+            distance = np.abs(rewards[:, None] - self.reward_values[None]).min(axis=1)
+            worst = int(distance.argmax())
+            if distance[worst] > _SUPPORT_TOLERANCE:
+                raise ValueError(f"cocoa-reward got reward {rewards[worst]:g}, which is not in its declared "
+                                 f"reward_values {self.reward_values.tolist()}; declare the environment's whole "
+                                 "reward support (--agent-option reward_values=v1,v2,...)")
 
     def _group(self, state_index, action, num_actions):
         if self.groups == 1:

@@ -53,6 +53,11 @@ class Estimator(abc.ABC):
         """Oracle tables for the exact variant, from the policy (S, A) on every state of ``mdp``."""
         raise TypeError(f"estimator {self.name!r} has no exact variant")
 
+    def check_rewards(self, rewards) -> None:
+        """Host-side check of rewards (numpy) from an environment with no table to vouch for them,
+        run before they reach the compiled update; estimators that need a known reward support override it."""
+        del rewards
+
     def init_model(self, key, observation_shape, num_actions) -> Any:
         """Parameters of the estimator's learned model(s); an empty dict if it has none."""
         del key, observation_shape, num_actions

@@ -106,11 +106,20 @@ def make(name: str, *, num_actions: int, mdp=None, **config) -> Agent:
     return Agent(estimator, num_actions, agent_config)
 
 
-
-
 def make_for_env(name: str, env, **config) -> Agent:
-    """``make`` with the number of actions (and, for ``-gt`` variants, the exact MDP) taken from ``env``."""
+    """``make`` with the number of actions (and, for ``-gt`` variants, the exact MDP) taken from ``env``.
+
+    ``env`` is anything ``cocoa.envs.as_environment`` takes. Estimators that need the reward support
+    (``reward_values``) read it from the environment's table; without one it must be declared.
+    """
+    from cocoa.envs.registry import as_environment
+
+    env = as_environment(env)
     mdp = env.tabular_mdp() if is_exact(name) else None
-    if "reward_values" in estimator_parameters(name) and "reward_values" not in config and env.is_tabular:
+    if "reward_values" in estimator_parameters(name) and "reward_values" not in config:
+        if not env.is_tabular:
+            raise ValueError(f"{name} needs the finite reward support of {env.name}, which has no table to read "
+                             "it from: declare it, e.g. --agent-option reward_values=0,1 on the command line or "
+                             "reward_values=(0.0, 1.0) in Python; a reward outside it stops training")
         config["reward_values"] = tuple(float(v) for v in (mdp or env.tabular_mdp()).reward_values)
     return make(name, num_actions=env.num_actions, mdp=mdp, **config)

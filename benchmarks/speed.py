@@ -63,6 +63,25 @@ def gymnasium_loop_throughput(length: int, episodes: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
+def vector_env_throughput(length: int, num_envs: int, steps: int, mode: str) -> float:
+    """Env-steps/s of ``gymnasium.make_vec("cocoa/LinearKeyToDoor-v0", num_envs)`` with random actions:
+    ``mode`` "jitted" (cocoa's one batched step) or "sync" (gymnasium's SyncVectorEnv of N adapters)."""
+    import gymnasium
+
+    vector = gymnasium.make_vec("cocoa/LinearKeyToDoor-v0", num_envs=num_envs, length=length,
+                                vectorization_mode="vector_entry_point" if mode == "jitted" else "sync")
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, vector.single_action_space.n, size=(steps, num_envs))
+    vector.reset(seed=0)
+    vector.step(actions[0])  # compile
+    start = time.perf_counter()
+    for action in actions:
+        vector.step(action)
+    seconds = time.perf_counter() - start
+    vector.close()
+    return steps * num_envs / seconds
+
+
 def training_throughput(agent_name: str, length: int, seeds: int, updates: int, repeats: int) -> tuple[float, float]:
     """(updates/s per seed, env-steps/s summed over seeds) of the compiled training core (``make_train``)."""
     env = envs.make("LinearKeyToDoor-v0", length=length)
@@ -125,10 +144,10 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure (best is kept)")
     parser.add_argument("--updates", type=int, default=500, help="updates per timed training segment")
     parser.add_argument("--only", nargs="*", default=None,
-                        choices=["rollout", "training", "estimators", "oracle"], help="run only these sections")
+                        choices=["rollout", "vector", "training", "estimators", "oracle"], help="run only these sections")
     parser.add_argument("--slow", action="store_true", help="include HCA-state at L=103 (all B T^2 pairs)")
     args = parser.parse_args(argv)
-    sections = set(args.only or ["rollout", "training", "estimators", "oracle"])
+    sections = set(args.only or ["rollout", "vector", "training", "estimators", "oracle"])
     rows: list[tuple[str, str, str]] = []
 
     def add(name, value, target=""):
@@ -143,6 +162,12 @@ def main(argv=None):
         add("rollout L=23, 1024 episodes, jitted (env-steps/s)", f"{jitted:,.0f}")
         add("rollout L=23, Python loop over gymnasium adapter (env-steps/s)", f"{looped:,.0f}")
         add("jitted / Python loop", f"{jitted / looped:,.0f}x", ">= 50x")
+    if "vector" in sections:
+        jitted = vector_env_throughput(23, 64, 2000, "jitted")
+        synced = vector_env_throughput(23, 64, 200, "sync")
+        add("make_vec cocoa/LinearKeyToDoor-v0 L=23, N=64, one jitted step (env-steps/s)", f"{jitted:,.0f}")
+        add("make_vec ... vectorization_mode='sync', N=64 (env-steps/s)", f"{synced:,.0f}")
+        add("jitted vector env / SyncVectorEnv", f"{jitted / synced:,.0f}x", ">= 20x")
     if "training" in sections:
         targets = {(23, 1): ">= 470,000 (5x paper code)", (103, 1): ">= 180,000 (10x paper code)",
                    (23, 32): ">= 2,000,000", (103, 32): ">= 2,000,000"}

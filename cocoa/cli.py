@@ -63,37 +63,68 @@ def _parse_value(name: str, text: str, default, label: str | None = None):
         raise CliError(f"{label} expects a {expected}; got {text!r}") from None
 
 
-def parse_env_params(env_name: str, extra: list[str]) -> dict:
-    """Turns leftover ``--name value`` options into the environment's parameters."""
-    from cocoa import envs
+def _literal(text: str):
+    """A Gymnasium make argument from the command line: a Python literal (true/false too), else the text."""
+    import ast
 
-    accepted = envs.parameters(env_name)
-    params, index = {}, 0
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_env_params(env_name: str, extra: list[str], options: list[str] = ()) -> dict:
+    """Leftover ``--name value`` options and ``--env-option NAME=VALUE`` items -> the environment's parameters.
+
+    A registered environment's parameters are typed like their defaults; a ``gymnasium:<id>``
+    environment takes ``horizon`` and any of Gymnasium's make arguments, read as Python literals.
+    """
+    from cocoa import envs
+    from cocoa.envs.gymnasium_source import PREFIX
+
+    gymnasium_env = env_name.startswith(PREFIX)
+    accepted = {} if gymnasium_env else envs.parameters(env_name)
+    pairs, index = [], 0
     while index < len(extra):
         option = extra[index]
         if not option.startswith("--"):
             raise CliError(f"unexpected argument {option!r}")
         name, _, value = option[2:].partition("=")
-        name = name.replace("-", "_")
-        if name not in accepted:
-            listing = ", ".join(f"--{k.replace('_', '-')} (default {v!r})" for k, v in accepted.items())
-            raise CliError(f"unknown option --{name.replace('_', '-')} for {env_name}; "
-                           f"its parameters are: {listing}")
         if not value:
             index += 1
             if index >= len(extra):
-                raise CliError(f"--{name.replace('_', '-')} needs a value")
+                raise CliError(f"--{name} needs a value")
             value = extra[index]
-        params[name] = _parse_value(name, value, accepted[name])
+        pairs.append((name.replace("-", "_"), value, f"--{name}"))
         index += 1
+    for item in options:
+        name, separator, value = item.partition("=")
+        if not separator or not name or not value:
+            raise CliError(f"--env-option expects NAME=VALUE; got {item!r}")
+        pairs.append((name.replace("-", "_"), value, f"--env-option {name}"))
+
+    params = {}
+    for name, value, label in pairs:
+        if gymnasium_env:
+            params[name] = _literal(value)
+            continue
+        if name not in accepted:
+            listing = ", ".join(f"--{k.replace('_', '-')} (default {v!r})" for k, v in accepted.items())
+            raise CliError(f"unknown option {label} for {env_name}; its parameters are: {listing}")
+        params[name] = _parse_value(name, value, accepted[name], label=label)
     return params
 
 
-def make_env(name: str, extra: list[str]):
-    """The environment ``name`` built from leftover ``--param value`` options, and those params."""
+def make_env(name: str, extra: list[str], options: list[str] = ()):
+    """The environment ``name`` built from leftover ``--param value`` options and ``--env-option``s, and those params."""
     from cocoa import envs
 
-    params = parse_env_params(name, extra)
+    params = parse_env_params(name, extra, options)
     return envs.make(name, **params), params
 
 
@@ -125,7 +156,11 @@ def _add_train_parser(commands):
         description=f"Train an agent for several seeds in parallel.\nExample: {_TRAIN_EXAMPLE}\n"
                     "Environment parameters go as options named after them (e.g. --length 23).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="LinearKeyToDoor-v0", help="environment name (see `cocoa list`)")
+    parser.add_argument("--env", default="LinearKeyToDoor-v0",
+                        help="environment name (see `cocoa list`), or gymnasium:<id> for any Gymnasium environment")
+    parser.add_argument("--env-option", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment parameter, e.g. length=43, or for gymnasium:<id> horizon=100 or one "
+                             "of Gymnasium's make arguments such as is_slippery=false (repeatable)")
     parser.add_argument("--agent", default="advantage", help="agent name (see `cocoa list`)")
     parser.add_argument("--updates", type=int, default=2000, help="policy updates per seed (default 2000)")
     parser.add_argument("--seeds", type=int, default=1, help="seeds trained in parallel (default 1)")
@@ -145,8 +180,9 @@ def _add_train_parser(commands):
                         help="an agent option, e.g. td_lambda=0.9, groups=4 or model_first=false (repeatable; "
                              "`cocoa list`)")
     parser.add_argument("--no-paper-settings", action="store_true",
-                        help="start from the library defaults instead of the COCOA paper's settings for this "
-                             "agent and environment (learning rates, entropy, ...; see docs/training.md)")
+                        help="start from the library defaults instead of the preset settings for this agent and "
+                             "environment (the COCOA paper's on key-to-door, tuned ones on FrozenLake: learning "
+                             "rates, entropy, ...; see docs/training.md)")
     parser.add_argument("--shadow", default="", metavar="A,B,C",
                         help="shadow estimators: each trains its model on the same batches and is measured "
                              "against the oracle at every evaluation (writes shadow.csv and shadow.png)")
@@ -163,11 +199,12 @@ def _train(args, extra) -> int:
     from cocoa.benchmarks import presets, records
     from cocoa.train import TrainConfig, train
 
-    env, env_params = make_env(args.env, extra)
+    env, env_params = make_env(args.env, extra, args.env_option)
     check_output_folder(args.out)
-    agent_config = {} if args.no_paper_settings else presets.paper_agent_config(args.env, env_params, args.agent)
+    agent_config, source = ({}, "") if args.no_paper_settings else presets.preset_agent_config(
+        args.env, env_params, args.agent)
     if agent_config:
-        print(f"{args.agent} on {args.env}: the COCOA paper's settings "
+        print(f"{args.agent} on {args.env}: {source} "
               + ", ".join(f"{k}={v}" for k, v in agent_config.items()) + " (flags override them)")
     agent_config.update({k: getattr(args, k) for k in
                          ("learning_rate", "model_learning_rate", "epsilon", "entropy_coef", "max_grad_norm")
@@ -215,7 +252,7 @@ def _shadow_config(args, env_params: dict, agent_config: dict, name: str) -> dic
     from cocoa.benchmarks import presets
 
     config = {k: v for k, v in agent_config.items() if k in agents.agent_parameters()}
-    own = {} if args.no_paper_settings else presets.paper_agent_config(args.env, env_params, name)
+    own = {} if args.no_paper_settings else presets.preset_agent_config(args.env, env_params, name)[0]
     if args.model_learning_rate is None:
         config.pop("model_learning_rate", None)
         if "model_learning_rate" in own:
@@ -247,7 +284,10 @@ def _add_gradients_parser(commands):
                     f"OUT/gradients.json.\nExample: {_GRADIENTS_EXAMPLE}\n"
                     "Environment parameters go as options named after them (e.g. --length 6).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="LinearKeyToDoor-v0", help="a tabular environment (see `cocoa list`)")
+    parser.add_argument("--env", default="LinearKeyToDoor-v0",
+                        help="a tabular environment (see `cocoa list`), or gymnasium:<id> with a P table")
+    parser.add_argument("--env-option", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment parameter (as for `cocoa train`; repeatable)")
     parser.add_argument("--agents", default="reinforce,advantage,advantage-gt",
                         help="comma-separated agent names (see `cocoa list`)")
     parser.add_argument("--policy", default="init",
@@ -272,7 +312,7 @@ def _add_gradients_parser(commands):
 def _gradients(args, extra) -> int:
     from cocoa import gradient_report, gradients
 
-    env, env_params = make_env(args.env, extra)
+    env, env_params = make_env(args.env, extra, args.env_option)
     check_output_folder(args.out)
     names = [name.strip() for name in args.agents.split(",") if name.strip()]
     records = gradients.analyse(
@@ -288,7 +328,8 @@ def _gradients(args, extra) -> int:
 
 def _gradients_command(args, extra) -> str:
     """The command line that reproduces a gradients run (recorded in its report)."""
-    words = ["cocoa gradients", "--env", args.env, *extra, "--agents", args.agents, "--policy", args.policy,
+    words = ["cocoa gradients", "--env", args.env, *extra,
+             *[word for item in args.env_option for word in ("--env-option", item)], "--agents", args.agents, "--policy", args.policy,
              "--samples", str(args.samples), "--max-enumerated", str(args.max_enumerated),
              "--model-updates", str(args.model_updates), "--model-batch", str(args.model_batch),
              "--batch", str(args.batch), "--seed", str(args.seed)]
@@ -306,6 +347,8 @@ def _list(args, extra) -> int:
     for name in envs.names():
         params = ", ".join(f"--{k.replace('_', '-')} {v!r}" for k, v in envs.parameters(name).items())
         print(f"  {name}  {params}")
+    print("  gymnasium:<id>  any Gymnasium environment: --env-option horizon=H and its make arguments "
+          "(by its P table when it has one, else through the host loop)")
     print("agents:")
     for name in agents.names():
         own = ", ".join(f"{k}={v!r}" for k, v in agents.estimator_parameters(name).items())

@@ -109,7 +109,8 @@ def analyse(env: Environment | str, agent_names: Sequence[str], *, env_params: d
     """Bias, variance, SNR and cosine of each agent's gradient estimator at one shared policy.
 
     Args:
-      env: a tabular environment, or its name (built with ``env_params``).
+      env: a tabular environment, its name (built with ``env_params``; ``gymnasium:<id>`` too), or
+        anything else ``envs.as_environment`` takes (a ``TabularMDP``, a Gymnasium env with a ``P`` table).
       agent_names: registered agent names (``cocoa.agents.names()``).
       env_params: the environment's parameters (recorded; used to build it from a name).
       policy: ``"init"`` (the MLP policy initialised with ``seed``) or ``"trained:N"`` (N REINFORCE
@@ -131,10 +132,7 @@ def analyse(env: Environment | str, agent_names: Sequence[str], *, env_params: d
       mean_gap), samples (trajectories used), exact_variance, first_step_only and the settings.
     """
     env_params = dict(env_params or {})
-    if isinstance(env, str):
-        env = envs.make(env, **env_params)
-    if not isinstance(env, Environment):
-        raise TypeError(f"env must be a cocoa.envs.Environment or an environment name; got {type(env).__name__}")
+    env = envs.make(env, **env_params) if isinstance(env, str) else envs.as_environment(env)
     if not env.is_tabular:
         raise ValueError(f"{env.name} has no tabular form; the gradient analysis needs the exact gradient "
                          "from the oracle")

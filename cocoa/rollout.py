@@ -9,23 +9,15 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from cocoa.envs.base import Environment
+from cocoa.sampling import sample_inverse_cdf
 from cocoa.types import StateTable, Trajectory
 
 PolicyFn = Callable[[Any, jax.Array], jax.Array]  # (params, observations (B, *obs)) -> probs (B, A)
-
-
-def sample_inverse_cdf(probs: jax.Array, uniforms: jax.Array) -> jax.Array:
-    """Samples one action per row of ``probs`` (..., A) from uniforms (...) in [0, 1)."""
-    chex.assert_equal_shape_prefix([probs, uniforms], uniforms.ndim)
-    cdf = jnp.cumsum(probs, axis=-1)
-    action = jnp.sum(cdf <= uniforms[..., None], axis=-1)
-    return jnp.minimum(action, probs.shape[-1] - 1).astype(jnp.int32)
 
 
 def rollout(env: Environment, policy_fn: PolicyFn, policy_params: Any, key: jax.Array, *,

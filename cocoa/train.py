@@ -21,8 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from cocoa import oracle
 from cocoa.agents.agent import Agent, AgentState
 from cocoa.envs.base import Environment
+from cocoa.envs.gymnasium_source import GymnasiumHostEnv
+from cocoa.envs.registry import as_environment
+from cocoa.host_rollout import HostCollector
 from cocoa.rollout import episode_returns, rollout
 
 
@@ -89,9 +93,12 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
-def _check_inputs(env, agent, config, shadows=()):
+def _check_inputs(env, agent, config, shadows=(), host_ok=False):
     """Clear errors for what every entry point of the training core takes, before any tracing."""
-    if not isinstance(env, Environment):
+    if isinstance(env, GymnasiumHostEnv) and not host_ok:
+        raise TypeError(f"{env.name} runs on the host (it does not jit), so it has no pure training function; "
+                        "train it with cocoa.train.train")
+    if not isinstance(env, (Environment, GymnasiumHostEnv)):
         raise TypeError(f"env must be a cocoa.envs.Environment; got {type(env).__name__}")
     if not isinstance(agent, Agent):
         raise TypeError(f"agent must be a cocoa.agents.Agent; got {type(agent).__name__}")
@@ -117,20 +124,15 @@ def make_init(env: Environment, agent: Agent, shadows: Sequence[Agent] = ()) -> 
     return init
 
 
-def _make_update(env: Environment, agent: Agent, config: TrainConfig, shadows: Sequence[Agent],
-                 learn_policy: bool = True) -> Callable:
-    """((states, key), None) -> ((states, key), metrics): one update of one seed, the body of every scan.
+def _make_learn(agent: Agent, shadows: Sequence[Agent], learn_policy: bool = True) -> Callable:
+    """(states, trajectory, rollout_key) -> (states, metrics): what one update does with its batch.
 
     Shadow agents train only their models, on the very batches the main agent collects and learns from.
     With ``learn_policy=False`` the agent too takes only its model step (model training at a fixed policy).
     """
-    horizon = _horizon(env, config)
 
-    def one_update(carry, _):
-        (agent_state, shadow_states), key = carry
-        key, rollout_key = jax.random.split(key)
-        trajectory = rollout(env, agent.behaviour_probs, agent_state.policy_params, rollout_key,
-                             batch_size=config.batch_size, horizon=horizon, per_state=config.policy_per_state)
+    def learn(states, trajectory, rollout_key):
+        agent_state, shadow_states = states
         if learn_policy:
             # The update's own stream (the model batch's resampling) leaves the rollout's keys as they were.
             agent_state, metrics = agent.update(agent_state, trajectory, key=jax.random.fold_in(rollout_key, 1))
@@ -140,7 +142,24 @@ def _make_update(env: Environment, agent: Agent, config: TrainConfig, shadows: S
         shadow_states = tuple(shadow.model_update(state, trajectory)[0] for shadow, state in zip(shadows, shadow_states))
         metrics["train_return"] = jnp.mean(episode_returns(trajectory))
         metrics["env_steps"] = jnp.sum(trajectory.mask)
-        return ((agent_state, shadow_states), key), metrics
+        return (agent_state, shadow_states), metrics
+
+    return learn
+
+
+def _make_update(env: Environment, agent: Agent, config: TrainConfig, shadows: Sequence[Agent],
+                 learn_policy: bool = True) -> Callable:
+    """((states, key), None) -> ((states, key), metrics): one update of one seed, the body of every scan."""
+    horizon = _horizon(env, config)
+    learn = _make_learn(agent, shadows, learn_policy)
+
+    def one_update(carry, _):
+        states, key = carry
+        key, rollout_key = jax.random.split(key)
+        trajectory = rollout(env, agent.behaviour_probs, states[0].policy_params, rollout_key,
+                             batch_size=config.batch_size, horizon=horizon, per_state=config.policy_per_state)
+        states, metrics = learn(states, trajectory, rollout_key)
+        return (states, key), metrics
 
     return one_update
 
@@ -182,6 +201,19 @@ def make_model_training(env: Environment, agent: Agent, config: TrainConfig) -> 
     return jax.jit(train_model)
 
 
+def _summarise(metrics: dict, states, shadows: Sequence[Agent]) -> tuple[dict, dict]:
+    """Per-update metrics (updates, ...) of one seed -> (their means, which quantities stayed finite)."""
+    agent_state, shadow_states = states
+    finite = {name: _all_finite(value) for name, value in metrics.items()}
+    finite["policy_params"] = _all_finite(agent_state.policy_params)
+    finite["model_params"] = _all_finite(agent_state.model_params)
+    for shadow, state in zip(shadows, shadow_states):
+        finite[f"model_params of shadow {shadow.name}"] = _all_finite(state.model_params)
+    summary = {name: jnp.mean(value) for name, value in metrics.items()}
+    summary["env_steps"] = jnp.sum(metrics["env_steps"])
+    return summary, finite
+
+
 def make_segment(env: Environment, agent: Agent, config: TrainConfig, num_updates: int,
                  shadows: Sequence[Agent] = ()) -> Callable:
     """((agent_states, shadow_states), keys) -> (states, keys, summary, finite): ``num_updates`` updates per seed."""
@@ -189,22 +221,40 @@ def make_segment(env: Environment, agent: Agent, config: TrainConfig, num_update
 
     def segment(states, key):
         (states, key), metrics = jax.lax.scan(one_update, (states, key), None, length=num_updates)
-        agent_state, shadow_states = states
-        finite = {name: _all_finite(value) for name, value in metrics.items()}
-        finite["policy_params"] = _all_finite(agent_state.policy_params)
-        finite["model_params"] = _all_finite(agent_state.model_params)
-        for shadow, state in zip(shadows, shadow_states):
-            finite[f"model_params of shadow {shadow.name}"] = _all_finite(state.model_params)
-        summary = {name: jnp.mean(value) for name, value in metrics.items()}
-        summary["env_steps"] = jnp.sum(metrics["env_steps"])
-        return states, key, summary, finite
+        return (states, key, *_summarise(metrics, states, shadows))
 
     return jax.jit(jax.vmap(segment))
 
 
+def make_host_segment(env: GymnasiumHostEnv, agent: Agent, config: TrainConfig) -> Callable:
+    """(num_updates, states, keys) -> (states, keys, summary, finite), as ``make_segment``'s, for an
+    environment collected on the host: each update collects one batch per seed (``HostCollector``) and
+    runs the compiled, seed-vmapped update on it; the reward check runs on the host, before it."""
+    collector = HostCollector(env, agent.behaviour_probs, seeds=config.seeds, episodes=config.batch_size,
+                              seed=config.seed)
+    learn = jax.jit(jax.vmap(_make_learn(agent, ())))
+    split = jax.jit(jax.vmap(jax.random.split))
+    summarise = jax.jit(jax.vmap(lambda metrics, states: _summarise(metrics, states, ())))
+
+    def segment(num_updates, states, keys):
+        history = []
+        for _ in range(num_updates):
+            keys, rollout_keys = jnp.swapaxes(split(keys), 0, 1)
+            trajectory, _ = collector.collect(states[0].policy_params, rollout_keys)
+            agent.estimator.check_rewards(np.asarray(trajectory.rewards)[np.asarray(trajectory.mask) > 0])
+            states, metrics = learn(states, trajectory, rollout_keys)
+            history.append(metrics)
+        metrics = jax.tree.map(lambda *values: jnp.stack(values, axis=1), *history)  # (seeds, updates)
+        return (states, keys, *summarise(metrics, states))
+
+    return segment
+
+
 def make_evaluate(env: Environment, agent: Agent, config: TrainConfig) -> Callable:
-    """(agent_states, keys) -> per-seed mean return and environment metrics of the epsilon-free policy."""
+    """(agent_states, keys) -> per-seed mean return and environment metrics of the epsilon-free policy,
+    and on a tabular environment its exact expected return (``exact_return``, from the oracle)."""
     horizon = _horizon(env, config)
+    mdp = env.tabular_mdp() if env.is_tabular else None
 
     def evaluate(agent_state, key):
         trajectory = rollout(env, agent.greedy_free_probs, agent_state.policy_params, key,
@@ -212,19 +262,36 @@ def make_evaluate(env: Environment, agent: Agent, config: TrainConfig) -> Callab
         metrics = {"return": jnp.mean(episode_returns(trajectory))}
         for name, value in env.episode_metrics(trajectory.info, trajectory.mask).items():
             metrics[name] = jnp.mean(value)
+        if mdp is not None:
+            probs = agent.greedy_free_probs(agent_state.policy_params, jnp.asarray(mdp.observations, jnp.float32))
+            metrics["exact_return"] = oracle.expected_return(mdp, probs)
         return metrics
 
     return jax.jit(jax.vmap(evaluate))
 
 
-def train(env: Environment, agent: Agent, config: TrainConfig = TrainConfig(), *,
+def make_host_evaluate(env: GymnasiumHostEnv, agent: Agent, config: TrainConfig) -> Callable:
+    """``make_evaluate`` for an environment collected on the host (its own vector env and seed)."""
+    collector = HostCollector(env, agent.greedy_free_probs, seeds=config.seeds, episodes=config.eval_episodes,
+                              seed=config.seed + 1)
+
+    def evaluate(agent_states, keys):
+        trajectory, _ = collector.collect(agent_states.policy_params, keys)
+        return {"return": jnp.mean(jnp.sum(trajectory.rewards * trajectory.mask, axis=-1), axis=-1)}
+
+    return evaluate
+
+
+def train(env: Environment | GymnasiumHostEnv, agent: Agent, config: TrainConfig = TrainConfig(), *,
           progress: bool = True, on_evaluation: Callable[[list[dict]], Any] | None = None,
           shadows: Sequence[Agent] = (),
           on_shadows: Callable[[int, AgentState, tuple], Any] | None = None) -> TrainResult:
     """Trains ``config.seeds`` seeds of ``agent`` on ``env`` in parallel.
 
     Args:
-      env: a cocoa functional environment.
+      env: a cocoa environment, or anything ``envs.as_environment`` takes: a name (``"gymnasium:<id>"``
+        too), a ``TabularMDP`` or a ``gymnasium.Env``. Environments that do not jit (a
+        ``GymnasiumHostEnv``) have their batches collected on the host and fed to the same compiled update.
       agent: an agent from ``cocoa.agents.make``.
       config: updates, batch size, seeds, evaluation schedule.
       progress: show a progress bar.
@@ -236,7 +303,12 @@ def train(env: Environment, agent: Agent, config: TrainConfig = TrainConfig(), *
     Raises:
       NonFiniteError: NaN or inf in the metrics or parameters; says which seed, quantity and updates.
     """
-    _check_inputs(env, agent, config, shadows)
+    env = as_environment(env)
+    _check_inputs(env, agent, config, shadows, host_ok=True)
+    host = isinstance(env, GymnasiumHostEnv)
+    if host and shadows:
+        raise ValueError(f"shadow training measures estimators against the exact gradient, but {env.name} has no "
+                         "tabular form")
     seed_keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(config.seed), i))(
         jnp.arange(config.seeds))
     init_keys, run_keys, eval_keys = jnp.swapaxes(jax.vmap(_seed_keys)(seed_keys), 0, 1)
@@ -252,8 +324,13 @@ def train(env: Environment, agent: Agent, config: TrainConfig = TrainConfig(), *
     if progress:  # compilation takes tens of seconds before the first update: say so
         print(f"compiling {agent.name} on {env.name} ({config.seeds} seed(s), batch {config.batch_size})...",
               file=sys.stderr, flush=True)
-    segments = {n: make_segment(env, agent, config, n, shadows).lower(states, run_keys).compile() for n in lengths}
-    evaluate = make_evaluate(env, agent, config).lower(states[0], eval_keys).compile()
+    if host:  # batches collected on the host; the update compiles once, at the first call
+        run_segment, evaluate = make_host_segment(env, agent, config), make_host_evaluate(env, agent, config)
+    else:
+        segments = {n: make_segment(env, agent, config, n, shadows).lower(states, run_keys).compile()
+                    for n in lengths}
+        run_segment = lambda num_updates, states, keys: segments[num_updates](states, keys)
+        evaluate = make_evaluate(env, agent, config).lower(states[0], eval_keys).compile()
     compile_seconds = time.perf_counter() - compile_start
 
     rows: list[dict] = []
@@ -276,7 +353,7 @@ def train(env: Environment, agent: Agent, config: TrainConfig = TrainConfig(), *
     bar = tqdm(total=config.updates, disable=not progress, unit="update", desc=f"{agent.name} on {env.name}")
     for index, (start, stop) in enumerate(zip(boundaries[:-1], boundaries[1:]), start=1):
         tick = time.perf_counter()
-        states, run_keys, summary, finite = jax.block_until_ready(segments[stop - start](states, run_keys))
+        states, run_keys, summary, finite = jax.block_until_ready(run_segment(stop - start, states, run_keys))
         train_seconds += time.perf_counter() - tick
         finite = jax.device_get(finite)
         for name, ok in finite.items():

@@ -1,19 +1,24 @@
 """Environments: functional, jittable, with exact tabular forms for the oracle.
 
-Adapters: :class:`GymnasiumEnv` (every environment is also registered with Gymnasium as
-``cocoa/<name>``), :class:`DmEnvAdapter` (dm_env), and :func:`from_gymnasium`, which turns a
-Gymnasium toy-text environment into a :class:`~cocoa.types.TabularMDP`.
+Out: :class:`GymnasiumEnv` (every environment is also registered with Gymnasium as
+``cocoa/<name>``) and :class:`DmEnvAdapter` (dm_env).
+In: :class:`TabularEnv` runs any :class:`~cocoa.types.TabularMDP`; :func:`from_gymnasium` reads a
+Gymnasium toy-text environment's table; :func:`wrap_gymnasium` (``make("gymnasium:<id>")``) takes
+any Gymnasium environment, by its table or through the host loop (:class:`GymnasiumHostEnv`).
 """
 
 from cocoa.envs.base import Environment
 from cocoa.envs.key_to_door import LinearKeyToDoor
 from cocoa.envs.tree import Tree
-from cocoa.envs.registry import env_class, make, names, parameters, register
+from cocoa.envs.tabular import TabularEnv
+from cocoa.envs.gymnasium_source import GymnasiumHostEnv, wrap_gymnasium
+from cocoa.envs.registry import as_environment, env_class, make, names, parameters, register
 from cocoa.envs.gymnasium_adapter import GymnasiumEnv, register_gymnasium_envs
 from cocoa.envs.dm_env_adapter import DmEnvAdapter
 from cocoa.envs.from_gymnasium import from_gymnasium
 
 register_gymnasium_envs()
 
-__all__ = ["DmEnvAdapter", "Environment", "GymnasiumEnv", "LinearKeyToDoor", "Tree", "from_gymnasium",
-           "env_class", "make", "names", "parameters", "register", "register_gymnasium_envs"]
+__all__ = ["DmEnvAdapter", "Environment", "GymnasiumEnv", "GymnasiumHostEnv", "LinearKeyToDoor", "TabularEnv",
+           "Tree", "as_environment", "env_class", "from_gymnasium", "make", "names", "parameters", "register",
+           "register_gymnasium_envs", "wrap_gymnasium"]

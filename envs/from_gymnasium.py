@@ -19,7 +19,9 @@ The construction:
   Gymnasium's own "terminal" states (FrozenLake's holes and goal, whose outcomes are self-loops
   with ``terminated=True``) are ordinary states here that lead to state ``S``; an episode never
   visits them, since entering them ends it.
-* Observations are one-hot over the ``S + 1`` states; the initial distribution is
+* Observations are Gymnasium's observations one-hot, ``S`` wide, as an agent stepping the real
+  environment sees them (``wrap_gymnasium``'s host loop encodes them the same way, so one agent runs on
+  both); the terminal state, never observed, has the zero vector. The initial distribution is
   ``env.unwrapped.initial_state_distrib`` (zero on the terminal state).
 * Duplicate successors of a state-action are merged (their probabilities add up); successor lists
   are padded to the longest one with probability-0 entries pointing at the state itself.
@@ -67,7 +69,7 @@ def from_gymnasium(env: gymnasium.Env | str, horizon: int | None = None, **make_
 
     Returns:
       A ``TabularMDP`` with ``S + 1`` states (the last one the absorbing terminal state), the
-      environment's actions, the rewards of ``P`` (plus 0) as reward support, one-hot observations
+      environment's actions, the rewards of ``P`` (plus 0) as reward support, one-hot observations (S wide)
       and the environment's initial distribution. See the module docstring for the semantics and
       for which oracle quantities are exact.
 
@@ -212,6 +214,6 @@ def _build(outcomes: np.ndarray, num_states: int, num_actions: int, initial: np.
         reward_values=reward_values,
         reward_probs=reward_probs,
         initial=np.append(initial, 0.0),
-        observations=np.eye(all_states, dtype=np.float32),
+        observations=np.eye(all_states, num_states, dtype=np.float32),  # the terminal state's row is zero
         terminal=np.arange(all_states) == terminal_state,
         horizon=horizon)

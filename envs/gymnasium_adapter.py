@@ -20,6 +20,8 @@ Episodes end on their own (every cocoa environment has a finite horizon), so not
 
 from __future__ import annotations
 
+import os
+
 import gymnasium
 import jax
 import numpy as np
@@ -29,7 +31,30 @@ from cocoa.envs.base import Environment
 from cocoa.envs.host_runner import EpisodeRunner, resolve_env
 
 NAMESPACE = "cocoa"
+
+# Whether this process is a fork of one whose JAX runtime had started: JAX's threads do not survive a
+# fork, so any JAX call here would hang (gymnasium's AsyncVectorEnv forks by default on Linux).
+_FORKED_AFTER_JAX = False
+
+
+def _backends_started() -> bool:
+    try:
+        from jax._src import xla_bridge
+        return bool(xla_bridge.backends_are_initialized())
+    except (ImportError, AttributeError):  # a JAX without the probe: assume the runtime has started
+        return True
+
+
+def _after_fork_in_child(started: list[bool]):
+    global _FORKED_AFTER_JAX
+    _FORKED_AFTER_JAX = _FORKED_AFTER_JAX or started[0]
+
+
+_started_at_fork = [False]
+os.register_at_fork(before=lambda: _started_at_fork.__setitem__(0, _backends_started()),
+                    after_in_child=lambda: _after_fork_in_child(_started_at_fork))
 _ENTRY_POINT = "cocoa.envs.gymnasium_adapter:GymnasiumEnv"
+_VECTOR_ENTRY_POINT = "cocoa.envs.gymnasium_vector:CocoaVectorEnv"
 
 
 # --- the Gymnasium environment ---------------------------------------------------------------
@@ -61,6 +86,12 @@ class GymnasiumEnv(gymnasium.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, env: str | Environment, *, render_mode: str | None = None, **params):
+        if _FORKED_AFTER_JAX:
+            raise RuntimeError(
+                "cocoa environments cannot run in a process forked after JAX started (JAX is multithreaded; the "
+                "fork would hang). For many copies use gymnasium.make_vec('cocoa/<name>', num_envs=N), one jitted "
+                "batched env; for worker processes pass vectorization_mode='async' with "
+                "vector_kwargs={'context': 'spawn'}")
         if render_mode is not None:
             raise ValueError(f"cocoa environments do not render; render_mode must be None, got {render_mode!r}")
         self.render_mode = None
@@ -116,8 +147,8 @@ def register_gymnasium_envs() -> list[str]:
         env_id = gymnasium_id(name)
         existing = gymnasium.registry.get(env_id)
         if existing is None:
-            gymnasium.register(id=env_id, entry_point=_ENTRY_POINT, kwargs={"env": name},
-                               max_episode_steps=None)
+            gymnasium.register(id=env_id, entry_point=_ENTRY_POINT, vector_entry_point=_VECTOR_ENTRY_POINT,
+                               kwargs={"env": name}, max_episode_steps=None)
         elif existing.entry_point != _ENTRY_POINT or existing.kwargs.get("env") != name:
             raise ValueError(f"Gymnasium id {env_id!r} is already registered for {existing.entry_point!r}; "
                              f"cannot register cocoa environment {name!r} under it")

@@ -19,18 +19,18 @@ from cocoa.envs import registry
 from cocoa.envs.base import Environment
 
 
-def resolve_env(env: str | Environment, params: dict) -> Environment:
-    """A cocoa environment from a registered name plus params, or an already built one."""
-    if isinstance(env, Environment):
-        if params:
-            raise ValueError(
-                f"got environment parameters {sorted(params)} together with an already built "
-                f"{type(env).__name__}; pass a registered name with parameters, or a built environment alone")
-        return env
-    if isinstance(env, str):
-        return registry.make(env, **params)
-    raise TypeError(f"expected a cocoa environment name (one of {', '.join(registry.names())}) "
-                    f"or a cocoa.envs.Environment; got {type(env).__name__}")
+def resolve_env(env, params: dict) -> Environment:
+    """A functional cocoa environment from a name plus params, or from anything ``registry.as_environment``
+    takes (an ``Environment``, a ``TabularMDP``, a Gymnasium env with a ``P`` table)."""
+    if params and not isinstance(env, str):
+        raise ValueError(
+            f"got environment parameters {sorted(params)} together with an already built "
+            f"{type(env).__name__}; pass a registered name with parameters, or a built environment alone")
+    resolved = registry.make(env, **params) if isinstance(env, str) else registry.as_environment(env)
+    if not isinstance(resolved, Environment):
+        raise TypeError(f"{resolved.name} is a Gymnasium environment without a table (it does not jit); use "
+                        "it through Gymnasium directly")
+    return resolved
 
 
 def check_action(action: Any, num_actions: int) -> np.int32:

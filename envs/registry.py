@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from cocoa.envs.base import Environment, constructor_parameters
+from cocoa.envs.gymnasium_source import PREFIX, GymnasiumHostEnv, wrap_gymnasium
+from cocoa.envs.tabular import TabularEnv
 from cocoa.options import check_types
+from cocoa.types import TabularMDP
 from cocoa.envs.key_to_door import LinearKeyToDoor
 from cocoa.envs.tree import Tree
 
@@ -25,7 +28,8 @@ def names() -> list[str]:
 
 def env_class(name: str) -> type[Environment]:
     if not isinstance(name, str) or name not in _REGISTRY:
-        raise ValueError(f"unknown environment {name!r}; known environments: {', '.join(names())}")
+        raise ValueError(f"unknown environment {name!r}; known environments: {', '.join(names())}, "
+                         f"or any Gymnasium id as {PREFIX}<id> (e.g. {PREFIX}FrozenLake-v1)")
     return _REGISTRY[name]
 
 
@@ -35,7 +39,13 @@ def parameters(name: str) -> dict:
 
 
 def make(name: str, **params) -> Environment:
-    """Builds environment ``name`` with ``params`` (see ``parameters(name)`` for what it accepts)."""
+    """Builds environment ``name`` with ``params`` (see ``parameters(name)`` for what it accepts).
+
+    ``"gymnasium:<id>"`` wraps a Gymnasium environment (``wrap_gymnasium``): ``horizon`` and
+    Gymnasium's own make arguments, e.g. ``make("gymnasium:FrozenLake-v1", horizon=100, is_slippery=True)``.
+    """
+    if isinstance(name, str) and name.startswith(PREFIX):
+        return wrap_gymnasium(name, **params)
     cls = env_class(name)
     accepted = constructor_parameters(cls)
     unknown = sorted(set(params) - set(accepted))
@@ -44,6 +54,27 @@ def make(name: str, **params) -> Environment:
                          + ", ".join(f"{k}={v!r}" for k, v in accepted.items()))
     check_types(name, accepted, params)
     return cls(**params)
+
+
+def as_environment(env) -> Environment | GymnasiumHostEnv:
+    """Whatever names an environment, as one cocoa trains on.
+
+    A cocoa ``Environment`` or ``GymnasiumHostEnv`` is returned as it is; a name goes through
+    ``make``; a ``TabularMDP`` becomes a ``TabularEnv``; a ``gymnasium.Env`` goes through
+    ``wrap_gymnasium`` (its table where it has one, else the host loop).
+    """
+    import gymnasium
+
+    if isinstance(env, (Environment, GymnasiumHostEnv)):
+        return env
+    if isinstance(env, str):
+        return make(env)
+    if isinstance(env, TabularMDP):
+        return TabularEnv(env)
+    if isinstance(env, gymnasium.Env):
+        return wrap_gymnasium(env)
+    raise TypeError(f"expected an environment: a name (one of {', '.join(names())} or {PREFIX}<id>), a "
+                    f"cocoa.envs.Environment, a TabularMDP or a gymnasium.Env; got {type(env).__name__}")
 
 
 register(LinearKeyToDoor)

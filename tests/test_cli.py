@@ -30,7 +30,7 @@ def test_train_writes_metrics_and_summary(tmp_path, capsys):
     assert summary["config"]["train"]["seeds"] == 2
     assert summary["env_steps"] == 20 * 4 * 7 * 2
     assert summary["env_steps_per_second"] > 0 and summary["compile_seconds"] > 0
-    assert set(summary["final"]) == {"return", "treasure_rate", "distractor_rate"}
+    assert set(summary["final"]) == {"return", "exact_return", "treasure_rate", "distractor_rate"}
     assert "final (mean over 2 seeds)" in capsys.readouterr().out
 
 
@@ -44,6 +44,14 @@ def test_train_writes_metrics_and_summary(tmp_path, capsys):
     (["train", "--epsilon", "2"], "epsilon must lie in [0, 1]; got 2.0"),
     (["bench", "nope"], "unknown benchmark suite 'nope'; known suites: quick"),
     (["train", "--agent-option", "td_lambda=x", "--agent", "q-critic"], "--agent-option td_lambda expects a float; got 'x'"),
+    (["train", "--env-option", "length=x"], "--env-option length expects a int; got 'x'"),
+    (["train", "--env-option", "length"], "--env-option expects NAME=VALUE; got 'length'"),
+    (["train", "--env", "gymnasium:CartPole-v1", "--agent", "cocoa-reward"],
+     "cocoa-reward needs the finite reward support of gymnasium:CartPole-v1"),
+    (["train", "--env", "gymnasium:CartPole-v1", "--shadow", "advantage"], "--shadow needs the exact gradient"),
+    (["train", "--env", "gymnasium:FrozenLake-v1", "--env-option", "slippery=1"],
+     "gymnasium.make('FrozenLake-v1', slippery=1) failed"),
+    (["train", "--env", "gymnasium:Nope-v3"], "unknown Gymnasium environment 'Nope-v3'"),
 ])
 def test_bad_input_names_the_value(tmp_path, capsys, argv, message):
     if argv[0] == "train":
@@ -53,6 +61,36 @@ def test_bad_input_names_the_value(tmp_path, capsys, argv, message):
     assert cli.main(argv) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x" / "summary.json").exists()
+
+
+def test_train_on_gymnasium_envs_by_table_and_by_host_loop(tmp_path, capsys):
+    out = tmp_path / "lake"
+    assert cli.main(["train", "--env", "gymnasium:FrozenLake-v1", "--env-option", "is_slippery=false",
+                     "--env-option", "horizon=20", "--agent", "cocoa-reward", "--updates", "4", "--eval-interval", "2",
+                     "--eval-episodes", "4", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["env_params"] == {"is_slippery": False, "horizon": 20}
+    assert set(summary["final"]) == {"return", "exact_return"}
+    out = tmp_path / "cartpole"
+    assert cli.main(["train", "--env", "gymnasium:CartPole-v1", "--agent", "advantage", "--updates", "4",
+                     "--eval-interval", "2", "--eval-episodes", "4", "--seeds", "2", "--out", str(out),
+                     "--no-progress"]) == 0
+    with open(out / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(int(r["update"]), int(r["seed"])) for r in rows] == [(u, s) for u in (0, 2, 4) for s in (0, 1)]
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["final"]) == {"return"} and summary["env_steps"] >= 4 * 8 * 2 * 8
+    assert "env-steps/s" in capsys.readouterr().out
+
+
+def test_gradients_on_a_gymnasium_table(tmp_path):
+    out = tmp_path / "gradients"
+    assert cli.main(["gradients", "--env", "gymnasium:FrozenLake-v1", "--env-option", "horizon=8",
+                     "--agents", "reinforce,advantage-gt", "--model-updates", "0", "--samples", "64",
+                     "--max-enumerated", "10", "--out", str(out), "--no-progress"]) == 0
+    records = json.loads((out / "gradients.json").read_text())
+    assert [r["agent"] for r in records] == ["reinforce", "advantage-gt"]
+    assert records[0]["env"] == "gymnasium:FrozenLake-v1" and records[0]["env_params"] == {"horizon": 8}
 
 
 def test_list_shows_envs_agents_and_suites(capsys):

@@ -118,8 +118,8 @@ def test_bad_train_config_names_the_field(field, value):
 def test_train_rejects_wrong_argument_types():
     env = envs.make(NAME, length=5)
     agent = agents.make("reinforce", num_actions=4)
-    with pytest.raises(TypeError, match=r"env must be a cocoa\.envs\.Environment; got str"):
-        train(NAME, agent, TrainConfig(updates=1), progress=False)
+    with pytest.raises(TypeError, match=r"expected an environment: a name \(one of .*LinearKeyToDoor-v0.*got int"):
+        train(42, agent, TrainConfig(updates=1), progress=False)
     with pytest.raises(TypeError, match=r"agent must be a cocoa\.agents\.Agent; got str"):
         train(env, "reinforce", TrainConfig(updates=1), progress=False)
 

@@ -1,5 +1,6 @@
 """Conformance of every registered environment (``envs.names()``), at its defaults and at its
-``example_settings``, with no per-environment test code:
+``example_settings``, and of Gymnasium toy-text environments run from their tables (``gymnasium:<id>``),
+with no per-environment test code:
 - sampled dynamics against the exported ``tabular_mdp``: the initial state, successors and reward
   values of every visited (state, action), and observations (a wrong table is rejected);
 - the same key gives the same episodes;
@@ -24,8 +25,11 @@ from cocoa.envs import DmEnvAdapter
 from cocoa.rollout import rollout
 from env_checks import check_frequencies
 
-CASES = [pytest.param(name, settings, id=f"{name}-{label}") for name in envs.names()
-         for label, settings in (("defaults", {}), ("example", envs.env_class(name).example_settings))]
+SETTINGS = [(name, label, settings) for name in envs.names()
+            for label, settings in (("defaults", {}), ("example", envs.env_class(name).example_settings))]
+SETTINGS += [("gymnasium:FrozenLake-v1", "slippery", {"is_slippery": True}),
+             ("gymnasium:CliffWalking-v1", "horizon-40", {"horizon": 40})]
+CASES = [pytest.param(name, settings, id=f"{name}-{label}") for name, label, settings in SETTINGS]
 EPISODES = 6000
 
 
@@ -92,20 +96,23 @@ def test_the_same_key_gives_the_same_episodes(name, settings):
 def test_gymnasium_check_env(name, settings):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        check_env(gymnasium.make("cocoa/" + name, **settings).unwrapped)
+        if name in envs.names():
+            check_env(gymnasium.make("cocoa/" + name, **settings).unwrapped)
+        else:  # not made through gymnasium.make, so it has no spec to re-make render modes from
+            warnings.filterwarnings("ignore", message=".*not having a spec")
+            check_env(envs.GymnasiumEnv(name, **settings))
 
 
 def _dm_env_cases():
     """One unittest class per case, each running dm_env's own conformance tests on the adapter."""
     classes = {}
-    for name in envs.names():
-        for label, settings in (("defaults", {}), ("example", envs.env_class(name).example_settings)):
-            def make_object_under_test(self, name=name, settings=settings):
-                return DmEnvAdapter(name, seed=0, **settings)
+    for name, label, settings in SETTINGS:
+        def make_object_under_test(self, name=name, settings=settings):
+            return DmEnvAdapter(name, seed=0, **settings)
 
-            title = f"TestDmEnv_{name.replace('-', '_')}_{label}"
-            classes[title] = type(title, (test_utils.EnvironmentTestMixin, unittest.TestCase),
-                                  {"make_object_under_test": make_object_under_test})
+        title = f"TestDmEnv_{name.replace('-', '_').replace(':', '_')}_{label.replace('-', '_')}"
+        classes[title] = type(title, (test_utils.EnvironmentTestMixin, unittest.TestCase),
+                              {"make_object_under_test": make_object_under_test})
     return classes
 
 

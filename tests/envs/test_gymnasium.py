@@ -239,7 +239,7 @@ def test_frozen_lake_table_structure_and_horizon():
     assert mdp.num_states == 17 and mdp.num_actions == 4 and mdp.num_successors == 3
     np.testing.assert_array_equal(mdp.reward_values, [0.0, 1.0])
     np.testing.assert_array_equal(np.flatnonzero(mdp.terminal), [16])
-    assert mdp.initial[0] == 1.0 and mdp.observations.shape == (17, 17)
+    assert mdp.initial[0] == 1.0 and mdp.observations.shape == (17, 16)
     dense = mdp.dense_transitions()
     # Corner state 0, LEFT slips to UP / LEFT (both stay: merged) or DOWN.
     np.testing.assert_allclose(dense[0, 0, [0, 4]], [2 / 3, 1 / 3])
