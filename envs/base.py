@@ -77,6 +77,11 @@ class Environment(abc.ABC):
     def build_tabular_mdp(self, params) -> TabularMDP:
         raise TypeError(f"{self.name} has no tabular form (its state space is not finite)")
 
+    def render_text(self, state, params) -> str:
+        """One line of text showing ``state`` (the Gymnasium adapter's ``render_mode="ansi"``)."""
+        index = int(self.state_index(state, params))
+        return f"{self.name}: " + (f"state {index}" if index >= 0 else repr(state))
+
     def episode_metrics(self, info: dict, mask) -> dict:
         """Per-episode diagnostics (B,) from a batch of per-step ``info`` (B, T); none by default."""
         del info, mask

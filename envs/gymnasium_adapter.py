@@ -65,7 +65,8 @@ class GymnasiumEnv(gymnasium.Env):
     Args:
       env: a registered cocoa environment name (see ``cocoa.envs.names()``), or a built
         ``cocoa.envs.Environment``.
-      render_mode: must be ``None``; cocoa environments do not render.
+      render_mode: ``None`` or ``"ansi"`` (``render()`` then returns the current state as a line of
+        text, e.g. key-to-door's corridor with the agent in it).
       **params: the environment's parameters when ``env`` is a name (see
         ``cocoa.envs.parameters(name)``).
 
@@ -83,7 +84,7 @@ class GymnasiumEnv(gymnasium.Env):
     episode is an error: call ``reset``.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(self, env: str | Environment, *, render_mode: str | None = None, **params):
         if _FORKED_AFTER_JAX:
@@ -92,9 +93,10 @@ class GymnasiumEnv(gymnasium.Env):
                 "fork would hang). For many copies use gymnasium.make_vec('cocoa/<name>', num_envs=N), one jitted "
                 "batched env; for worker processes pass vectorization_mode='async' with "
                 "vector_kwargs={'context': 'spawn'}")
-        if render_mode is not None:
-            raise ValueError(f"cocoa environments do not render; render_mode must be None, got {render_mode!r}")
-        self.render_mode = None
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"cocoa environments render as text only: render_mode must be None or 'ansi'; "
+                             f"got {render_mode!r}")
+        self.render_mode = render_mode
         self.cocoa_env = resolve_env(env, params)
         self._runner = EpisodeRunner(self.cocoa_env)
         low, high = self.cocoa_env.observation_bounds()
@@ -119,6 +121,14 @@ class GymnasiumEnv(gymnasium.Env):
                                "stepping again")
         observation, reward, terminated, info = self._runner.step(action)
         return observation, reward, terminated, False, info
+
+    def render(self) -> str | None:
+        """With ``render_mode="ansi"``: the current state as a line of text (``Environment.render_text``)."""
+        if self.render_mode is None:
+            return None
+        if not self._runner.started:
+            raise RuntimeError(f"{self.cocoa_env.name}: call reset() before render()")
+        return self._runner.render_text()
 
     def __repr__(self):
         return f"GymnasiumEnv({self.cocoa_env!r})"

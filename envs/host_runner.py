@@ -108,6 +108,9 @@ class EpisodeRunner:
             info.update(self.episode_info())
         return np.array(observation, dtype=np.float32), reward, done, info
 
+    def render_text(self) -> str:
+        return self.env.render_text(jax.device_get(self._state), self.params)
+
     def episode_info(self) -> dict:
         """Summary of the finished episode (added to the last step's ``info``).
 

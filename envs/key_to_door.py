@@ -130,6 +130,18 @@ class LinearKeyToDoor(Environment):
         obs = observation(next_state.position, next_state.flag, params.layout)
         return obs, next_state, jnp.where(live, reward, 0.0), next_state.done, info
 
+    def render_text(self, state, params) -> str:
+        """The corridor, one character a cell (k key, < > apples, D door, T treasure, . empty), the
+        agent as @, then what it holds: e.g. ``k<@.>DT  key held``."""
+        layout, position = np.asarray(params.layout), int(state.position)
+        cells = [".k<>DT"[content] for content in layout]
+        if position < len(cells):
+            cells[position] = "@"
+        if bool(state.done):
+            return "".join(cells) + "  done"
+        flag = "door open" if position == len(cells) - 1 else "key held"
+        return "".join(cells) + (f"  {flag}" if int(state.flag) else "")
+
     def state_index(self, state, params):
         length = params.layout.shape[0]
         return jnp.where(state.done, 2 * length, 2 * state.position + state.flag).astype(jnp.int32)

@@ -145,6 +145,11 @@ class Tree(Environment):
         obs = one_hot(self.state_index(next_state, params), params.rewards.shape[0] + 1)
         return obs, next_state, jnp.where(live, reward, 0.0), next_state.done, {}
 
+    def render_text(self, state, params) -> str:
+        if bool(state.done):
+            return "tree: done"
+        return f"tree: level {int(state.level)}, node {int(state.position)} of {int(params.level_sizes[int(state.level)])}"
+
     def state_index(self, state, params):
         terminal = params.rewards.shape[0]
         depth = params.offsets.shape[0]

@@ -131,3 +131,15 @@ def test_declared_bounds_actions_and_metrics_hold(name, settings):
     metrics = env.episode_metrics(trajectory.info, trajectory.mask)
     assert tuple(metrics) == env.metric_names
     assert all(np.asarray(value).shape == (256,) for value in metrics.values())
+
+
+@pytest.mark.parametrize("name, settings", CASES)
+def test_ansi_rendering_draws_every_step_of_an_episode(name, settings):
+    env = envs.GymnasiumEnv(name, render_mode="ansi", **settings)
+    env.reset(seed=0)
+    frames, terminated = [env.render()], False
+    while not terminated:
+        _, _, terminated, _, _ = env.step(env.action_space.sample())
+        frames.append(env.render())
+    assert all(isinstance(frame, str) and frame for frame in frames)
+    assert len(set(frames)) > 1  # the drawing follows the state

@@ -124,7 +124,7 @@ def test_bad_construction_errors():
         GymnasiumEnv("Nope")
     with pytest.raises(ValueError, match="no parameter.*colour"):
         gymnasium.make(KEY_TO_DOOR, colour="red")
-    with pytest.raises(ValueError, match="render_mode must be None"):
+    with pytest.raises(ValueError, match="render_mode must be None or 'ansi'; got 'human'"):
         GymnasiumEnv("LinearKeyToDoor-v0", render_mode="human")
     with pytest.raises(ValueError, match="already built"):
         GymnasiumEnv(cocoa.envs.make("LinearKeyToDoor-v0"), length=5)
