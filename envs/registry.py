@@ -9,6 +9,8 @@ from cocoa.options import check_types
 from cocoa.types import TabularMDP
 from cocoa.envs.key_to_door import LinearKeyToDoor
 from cocoa.envs.tree import Tree
+from cocoa.envs.discounting_chain import DiscountingChain
+from cocoa.envs.umbrella_chain import UmbrellaChain
 
 _REGISTRY: dict[str, type[Environment]] = {}
 
@@ -79,3 +81,5 @@ def as_environment(env) -> Environment | GymnasiumHostEnv:
 
 register(LinearKeyToDoor)
 register(Tree)
+register(UmbrellaChain)
+register(DiscountingChain)

@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cocoa.envs.base import Environment, one_hot, params_dataclass
+from cocoa.envs.base import Environment, check_integer, one_hot, params_dataclass
 from cocoa.types import TabularMDP
 
 REWARD_RANGE = (-2, 2)  # the hash table's rewards are integers in [-2, 2]
@@ -71,13 +71,6 @@ def level_sizes(depth: int, branching: int, overlap: int) -> tuple[int, ...]:
     return tuple(sizes)
 
 
-def _check_integer(name: str, value, low: int, high: int | None = None, why: str = ""):
-    allowed = f"an integer in [{low}, {high}]" if high is not None else f"an integer >= {low}"
-    valid = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-    if not valid or value < low or (high is not None and value > high):
-        raise ValueError(f"{name} must be {allowed}{why}; got {value!r}")
-
-
 class Tree(Environment):
     """Tree with state overlap; see the module docstring for the rules."""
 
@@ -86,10 +79,10 @@ class Tree(Environment):
     noise_size = 1
 
     def __init__(self, *, depth: int = 4, branching: int = 6, overlap: int = 0, reward_seed: int = 0):
-        _check_integer("depth", depth, 1, why=" (the number of steps of an episode)")
-        _check_integer("branching", branching, 2, why=" (the number of actions)")
-        _check_integer("overlap", overlap, 0, int(branching), why=f" (at most branching = {branching})")
-        _check_integer("reward_seed", reward_seed, 0, why=" (the seed of the reward table)")
+        check_integer("depth", depth, 1, why=" (the number of steps of an episode)")
+        check_integer("branching", branching, 2, why=" (the number of actions)")
+        check_integer("overlap", overlap, 0, int(branching), why=f" (at most branching = {branching})")
+        check_integer("reward_seed", reward_seed, 0, why=" (the seed of the reward table)")
         self.depth, self.branching, self.overlap, self.reward_seed = int(depth), int(branching), int(overlap), int(reward_seed)
         sizes = level_sizes(self.depth, self.branching, self.overlap)
         # Node counts of the levels that are states (the leaves at level `depth` are not).
