@@ -11,6 +11,7 @@ from cocoa.envs.base import Environment
 from cocoa.envs.key_to_door import LinearKeyToDoor
 from cocoa.envs.tree import Tree
 from cocoa.envs.discounting_chain import DiscountingChain
+from cocoa.envs.task_interleaving import TaskInterleaving
 from cocoa.envs.umbrella_chain import UmbrellaChain
 from cocoa.envs.tabular import TabularEnv
 from cocoa.envs.gymnasium_source import GymnasiumHostEnv, wrap_gymnasium
@@ -21,6 +22,6 @@ from cocoa.envs.from_gymnasium import from_gymnasium
 
 register_gymnasium_envs()
 
-__all__ = ["DiscountingChain", "DmEnvAdapter", "Environment", "GymnasiumEnv", "GymnasiumHostEnv", "LinearKeyToDoor", "TabularEnv",
+__all__ = ["DiscountingChain", "DmEnvAdapter", "Environment", "GymnasiumEnv", "GymnasiumHostEnv", "LinearKeyToDoor", "TabularEnv", "TaskInterleaving",
            "Tree", "as_environment", "env_class", "from_gymnasium", "make", "names", "parameters", "register",
            "register_gymnasium_envs", "UmbrellaChain", "wrap_gymnasium"]

@@ -10,6 +10,7 @@ from cocoa.types import TabularMDP
 from cocoa.envs.key_to_door import LinearKeyToDoor
 from cocoa.envs.tree import Tree
 from cocoa.envs.discounting_chain import DiscountingChain
+from cocoa.envs.task_interleaving import TaskInterleaving
 from cocoa.envs.umbrella_chain import UmbrellaChain
 
 _REGISTRY: dict[str, type[Environment]] = {}
@@ -83,3 +84,4 @@ register(LinearKeyToDoor)
 register(Tree)
 register(UmbrellaChain)
 register(DiscountingChain)
+register(TaskInterleaving)
