@@ -49,15 +49,19 @@ class CocoaReward(ClassHindsightEstimator):
         self.groups = int(groups)
         self.num_objects = reward_values.size * self.groups
         if mdp is not None:
-            self._check_support(mdp)
+            self._support_slots(mdp)
         super().__init__(model_hidden_sizes, dict(policy_features=policy_features, relu_difference=relu_difference,
                                                   model_init=model_init), mdp)
 
-    def _check_support(self, mdp):
+    def _support_slots(self, mdp) -> np.ndarray:
+        """The index in ``reward_values`` of each of the MDP's reward values (each must be declared)."""
         support = np.asarray(mdp.reward_values, dtype=float)
-        if support.shape != self.reward_values.shape or not np.allclose(support, self.reward_values, atol=1e-6):
-            raise ValueError(f"the estimator's reward_values {self.reward_values.tolist()} differ from the MDP's "
-                             f"reward support {support.tolist()}")
+        distance = np.abs(support[:, None] - self.reward_values[None])
+        missing = support[distance.min(axis=1) > _SUPPORT_TOLERANCE]
+        if missing.size:
+            raise ValueError(f"the estimator's reward_values {self.reward_values.tolist()} do not hold the MDP's "
+                             f"reward value(s) {missing.tolist()} (its support: {support.tolist()})")
+        return distance.argmin(axis=1)
 
     def check_rewards(self, rewards):
         """A reward outside ``reward_values`` would be credited as its nearest value: an error naming it."""
@@ -93,8 +97,8 @@ class CocoaReward(ClassHindsightEstimator):
 
     def object_map(self, model_params, mdp):
         del model_params
-        self._check_support(mdp)
+        slots = jnp.asarray(self._support_slots(mdp))
         shape = (mdp.num_states, mdp.num_actions, 1)
         group = self._group(jnp.broadcast_to(jnp.arange(mdp.num_states)[:, None, None], shape),
                             jnp.broadcast_to(jnp.arange(mdp.num_actions)[None, :, None], shape), mdp.num_actions)
-        return jnp.arange(mdp.num_reward_values)[None, None, :] * self.groups + group, self.num_objects
+        return slots[None, None, :] * self.groups + group, self.num_objects

@@ -161,6 +161,9 @@ def _add_train_parser(commands):
     parser.add_argument("--env-option", action="append", default=[], metavar="NAME=VALUE",
                         help="an environment parameter, e.g. length=43, or for gymnasium:<id> horizon=100 or one "
                              "of Gymnasium's make arguments such as is_slippery=false (repeatable)")
+    parser.add_argument("--env-change", action="append", default=[], metavar="UPDATE:NAME=VALUE",
+                        help="from update UPDATE on, train with environment parameter NAME set to VALUE, e.g. "
+                             "5000:treasure_reward=-0.2 (key-to-door's reward switch; repeatable)")
     parser.add_argument("--agent", default="advantage", help="agent name (see `cocoa list`)")
     parser.add_argument("--updates", type=int, default=2000, help="policy updates per seed (default 2000)")
     parser.add_argument("--seeds", type=int, default=1, help="seeds trained in parallel (default 1)")
@@ -194,8 +197,35 @@ def _add_train_parser(commands):
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def parse_env_changes(env_name: str, env_params: dict, items: list[str], updates: int) -> tuple[dict, dict]:
+    """``UPDATE:NAME=VALUE`` items -> ({update: the changed params}, {update: the full params in force from then})."""
+    changes: dict[int, dict] = {}
+    for item in items:
+        update, colon, assignment = item.partition(":")
+        try:
+            update = int(update)
+        except ValueError:
+            update = None
+        if not colon or update is None or "=" not in assignment:
+            raise CliError(f"--env-change expects UPDATE:NAME=VALUE (e.g. 5000:treasure_reward=-0.2); got {item!r}")
+        if not 0 < update < updates:
+            raise CliError(f"--env-change {item!r}: the update must lie in [1, {updates - 1}] (--updates {updates})")
+        changes.setdefault(update, {}).update(parse_env_params(env_name, [], [assignment]))
+    in_force, full = dict(env_params), {}
+    for update in sorted(changes):
+        in_force.update(changes[update])
+        full[update] = dict(in_force)
+    return changes, full
+
+
+def _reward_support(environments) -> tuple[float, ...]:
+    """The union of the tabular environments' reward supports."""
+    values = sorted({float(v) for env in environments if env.is_tabular for v in env.tabular_mdp().reward_values})
+    return tuple(values)
+
+
 def _train(args, extra) -> int:
-    from cocoa import agents
+    from cocoa import agents, envs
     from cocoa.benchmarks import presets, records
     from cocoa.train import TrainConfig, train
 
@@ -210,7 +240,13 @@ def _train(args, extra) -> int:
                          ("learning_rate", "model_learning_rate", "epsilon", "entropy_coef", "max_grad_norm")
                          if getattr(args, k) is not None})
     agent_config.update(parse_agent_options(args.agent, args.agent_option))
-    agent = agents.make_for_env(args.agent, env, **agent_config)
+    changes, changed_params = parse_env_changes(args.env, env_params, args.env_change, args.updates)
+    env_changes = {update: envs.make(args.env, **params) for update, params in changed_params.items()}
+    support = _reward_support([env, *env_changes.values()]) if env_changes else None
+    with_support = lambda name, config: ({**config, "reward_values": support}
+                                         if support and "reward_values" in agents.estimator_parameters(name)
+                                         and "reward_values" not in config else config)
+    agent = agents.make_for_env(args.agent, env, **with_support(args.agent, agent_config))
     config = TrainConfig(updates=args.updates, batch_size=args.batch, seeds=args.seeds, seed=args.seed,
                          eval_interval=args.eval_interval, eval_episodes=args.eval_episodes)
     shadow_names = [name.strip() for name in args.shadow.split(",") if name.strip()]
@@ -218,20 +254,23 @@ def _train(args, extra) -> int:
         raise CliError(f"--shadow needs the exact gradient, but {args.env} has no tabular form")
     if args.shadow_samples < 2:
         raise CliError(f"--shadow-samples must be at least 2; got {args.shadow_samples}")
-    shadows = [agents.make_for_env(name, env, **_shadow_config(args, env_params, agent_config, name))
+    shadows = [agents.make_for_env(name, env, **with_support(name, _shadow_config(args, env_params, agent_config, name)))
                for name in shadow_names]
     shadow_rows: list[dict] = []
 
-    def measure(update, agent_states, shadow_states):
+    def measure(update, agent_states, shadow_states, env_in_force):
         from cocoa.shadow import shadow_quality
 
-        shadow_rows.extend(shadow_quality(env, agent, shadows, update, agent_states, shadow_states,
+        shadow_rows.extend(shadow_quality(env_in_force, agent, shadows, update, agent_states, shadow_states,
                                           samples=args.shadow_samples, seed=args.seed,
                                           first_step_only=args.shadow_first_step_only))
 
-    result = train(env, agent, config, progress=not args.no_progress, shadows=shadows, on_shadows=measure)
+    result = train(env, agent, config, progress=not args.no_progress, shadows=shadows, on_shadows=measure,
+                   env_changes=env_changes)
     run_config = {"env": args.env, "env_params": env_params, "agent": args.agent, "agent_config": agent_config,
                   "train": vars(config)}
+    if changes:
+        run_config["env_changes"] = {str(update): params for update, params in changes.items()}
     summary = records.save_run(args.out, run_config, result)
     if shadows:
         from cocoa import gradient_report

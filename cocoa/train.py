@@ -282,10 +282,51 @@ def make_host_evaluate(env: GymnasiumHostEnv, agent: Agent, config: TrainConfig)
     return evaluate
 
 
+def _check_env_changes(env, agent: Agent, shadows: Sequence[Agent], config: TrainConfig,
+                       env_changes: dict) -> list[tuple[int, Environment]]:
+    """[(first update, environment)] of each training phase, after checking that the changes fit ``env``."""
+    if not isinstance(env_changes, dict):
+        raise TypeError(f"env_changes must be a dict {{update: environment}}; got {type(env_changes).__name__}")
+    phases = [(0, env)]
+    for update in sorted(env_changes):
+        changed = env_changes[update]
+        if isinstance(update, (bool, np.bool_)) or not isinstance(update, (int, np.integer)) \
+                or not 0 < update < config.updates:
+            raise ValueError(f"env_changes: {update!r} must be an update in [1, {config.updates - 1}]")
+        if not isinstance(changed, Environment) or type(changed) is not type(env):
+            raise TypeError(f"env_changes[{update}] must be a {type(env).__name__} (a variant of the environment "
+                            f"trained on); got {type(changed).__name__}")
+        same = (jax.tree.structure(changed.default_params) == jax.tree.structure(env.default_params)
+                and all(np.shape(a) == np.shape(b) for a, b in zip(jax.tree.leaves(changed.default_params),
+                                                                    jax.tree.leaves(env.default_params)))
+                and changed.observation_shape == env.observation_shape and changed.num_actions == env.num_actions
+                and changed.max_episode_steps == env.max_episode_steps)
+        if not same:
+            raise ValueError(f"env_changes[{update}] ({changed!r}) must keep the shapes of {env!r}: the same "
+                             "observations, actions, horizon and parameter shapes")
+        phases.append((int(update), changed))
+    if len(phases) > 1:
+        for candidate in (agent, *shadows):
+            if candidate.estimator.exact:
+                raise ValueError(f"{candidate.name!r} takes its model from one exact MDP; with env_changes use "
+                                 "learned estimators (the oracle still measures them on the MDP in force)")
+            support = getattr(candidate.estimator, "reward_values", None)
+            for start, phase_env in phases:
+                if support is not None and phase_env.is_tabular:
+                    values = np.asarray(phase_env.tabular_mdp().reward_values, float)
+                    missing = [float(v) for v in values if np.abs(np.asarray(support) - v).min() > 1e-6]
+                    if missing:
+                        raise ValueError(f"{candidate.name!r} declares reward_values {np.asarray(support).tolist()}, "
+                                         f"but from update {start} the rewards include {missing}: declare the "
+                                         "support of every phase")
+    return phases
+
+
 def train(env: Environment | GymnasiumHostEnv, agent: Agent, config: TrainConfig = TrainConfig(), *,
           progress: bool = True, on_evaluation: Callable[[list[dict]], Any] | None = None,
           shadows: Sequence[Agent] = (),
-          on_shadows: Callable[[int, AgentState, tuple], Any] | None = None) -> TrainResult:
+          on_shadows: Callable[[int, AgentState, tuple, Environment], Any] | None = None,
+          env_changes: dict[int, Environment] | None = None) -> TrainResult:
     """Trains ``config.seeds`` seeds of ``agent`` on ``env`` in parallel.
 
     Args:
@@ -298,7 +339,12 @@ def train(env: Environment | GymnasiumHostEnv, agent: Agent, config: TrainConfig
       on_evaluation: called with the new rows after each evaluation (e.g. to append to a CSV).
       shadows: agents with the same policy network whose models train on the main agent's batches
         ("shadow training", e.g. to measure every estimator along one learning run).
-      on_shadows: called at each evaluation with (update, agent states, shadow states), leading axis seed.
+      on_shadows: called at each evaluation with (update, agent states, shadow states, the environment in
+        force), states with a leading seed axis.
+      env_changes: {update: environment}: from that update on, training, evaluation and shadow measurements use
+        that environment, a variant of ``env`` with the same shapes (e.g. key-to-door's treasure negated: the
+        reward-switch experiment). The evaluation at a change point already uses the new environment. Learned
+        estimators only (an exact model belongs to one MDP); a declared reward support must cover every phase.
 
     Raises:
       NonFiniteError: NaN or inf in the metrics or parameters; says which seed, quantity and updates.
@@ -309,6 +355,8 @@ def train(env: Environment | GymnasiumHostEnv, agent: Agent, config: TrainConfig
     if host and shadows:
         raise ValueError(f"shadow training measures estimators against the exact gradient, but {env.name} has no "
                          "tabular form")
+    if host and env_changes:
+        raise ValueError(f"env_changes need a functional environment; {env.name} runs on the host")
     seed_keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(config.seed), i))(
         jnp.arange(config.seeds))
     init_keys, run_keys, eval_keys = jnp.swapaxes(jax.vmap(_seed_keys)(seed_keys), 0, 1)
@@ -318,19 +366,26 @@ def train(env: Environment | GymnasiumHostEnv, agent: Agent, config: TrainConfig
                              "(build it with the same shared options)")
     states = jax.vmap(make_init(env, agent, shadows))(init_keys)
 
-    boundaries = list(range(0, config.updates, config.eval_interval)) + [config.updates]
-    lengths = sorted({b - a for a, b in zip(boundaries[:-1], boundaries[1:])})
+    phases = _check_env_changes(env, agent, shadows, config, env_changes or {})  # [(first update, env)]
+    starts = [start for start, _ in phases]
+    boundaries = sorted(set(range(0, config.updates, config.eval_interval)) | set(starts)) + [config.updates]
+    phase_of = lambda update: max(i for i, start in enumerate(starts) if start <= update)
     compile_start = time.perf_counter()
     if progress:  # compilation takes tens of seconds before the first update: say so
         print(f"compiling {agent.name} on {env.name} ({config.seeds} seed(s), batch {config.batch_size})...",
               file=sys.stderr, flush=True)
     if host:  # batches collected on the host; the update compiles once, at the first call
-        run_segment, evaluate = make_host_segment(env, agent, config), make_host_evaluate(env, agent, config)
+        host_segment, host_evaluate = make_host_segment(env, agent, config), make_host_evaluate(env, agent, config)
+        run_segment = lambda phase, num_updates, states, keys: host_segment(num_updates, states, keys)
+        evaluate = lambda phase, agent_states, keys: host_evaluate(agent_states, keys)
     else:
-        segments = {n: make_segment(env, agent, config, n, shadows).lower(states, run_keys).compile()
-                    for n in lengths}
-        run_segment = lambda num_updates, states, keys: segments[num_updates](states, keys)
-        evaluate = make_evaluate(env, agent, config).lower(states[0], eval_keys).compile()
+        needed = {(phase_of(a), b - a) for a, b in zip(boundaries[:-1], boundaries[1:])}
+        segments = {(phase, n): make_segment(phases[phase][1], agent, config, n, shadows).lower(states, run_keys).compile()
+                    for phase, n in sorted(needed)}
+        evaluations = [make_evaluate(phase_env, agent, config).lower(states[0], eval_keys).compile()
+                       for _, phase_env in phases]
+        run_segment = lambda phase, num_updates, states, keys: segments[(phase, num_updates)](states, keys)
+        evaluate = lambda phase, agent_states, keys: evaluations[phase](agent_states, keys)
     compile_seconds = time.perf_counter() - compile_start
 
     rows: list[dict] = []
@@ -338,7 +393,7 @@ def train(env: Environment | GymnasiumHostEnv, agent: Agent, config: TrainConfig
     def record(update: int, states, key_index: int):
         agent_states, shadow_states = states
         keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(eval_keys, key_index)
-        metrics = jax.device_get(evaluate(agent_states, keys))
+        metrics = jax.device_get(evaluate(phase_of(update), agent_states, keys))
         new = [{"update": update, "seed": seed, "episodes": update * config.batch_size,
                 **{name: float(value[seed]) for name, value in metrics.items()}}
                for seed in range(config.seeds)]
@@ -346,14 +401,15 @@ def train(env: Environment | GymnasiumHostEnv, agent: Agent, config: TrainConfig
         if on_evaluation is not None:
             on_evaluation(new)
         if on_shadows is not None and shadows:
-            on_shadows(update, agent_states, shadow_states)
+            on_shadows(update, agent_states, shadow_states, phases[phase_of(update)][1])
 
     record(0, states, 0)
     train_seconds, env_steps = 0.0, 0
     bar = tqdm(total=config.updates, disable=not progress, unit="update", desc=f"{agent.name} on {env.name}")
     for index, (start, stop) in enumerate(zip(boundaries[:-1], boundaries[1:]), start=1):
         tick = time.perf_counter()
-        states, run_keys, summary, finite = jax.block_until_ready(run_segment(stop - start, states, run_keys))
+        states, run_keys, summary, finite = jax.block_until_ready(
+            run_segment(phase_of(start), stop - start, states, run_keys))
         train_seconds += time.perf_counter() - tick
         finite = jax.device_get(finite)
         for name, ok in finite.items():

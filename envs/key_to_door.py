@@ -11,6 +11,12 @@ the matching side of an apple pays a distractor reward drawn uniformly from
 opened with the key. Every reward is multiplied by ``reward_scale`` (default 23 / length, as in
 the paper, so the total stays comparable across lengths).
 
+The paper's two variants are settings: *reward aliasing* is a ``treasure_reward`` equal to one of
+the ``distractor_rewards`` (then COCOA-reward cannot tell the treasure from an apple);
+*reward switch* is ``door_opens_with_key=True`` (the door opens by itself for a key holder) with
+the treasure's sign flipped part-way through training (``cocoa train --env-change
+U:treasure_reward=-0.2``; ``train(..., env_changes={U: params})``).
+
 State: (position, flag, done) where the flag is "key held" on cells 0..L-2 and "door opened" on
 the last cell. Tabular index ``2 * position + flag``; ``2 * length`` is the absorbing terminal
 state, entered after the last step.
@@ -41,6 +47,7 @@ class KeyToDoorParams:
     layout: jax.Array  # int (L,) content of each cell
     distractor_rewards: jax.Array  # (2,) the two equally likely apple rewards, already scaled
     treasure_reward: jax.Array  # () already scaled
+    door_opens_with_key: jax.Array  # bool (): the door opens by itself for a key holder (the reward-switch variant)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,13 +66,13 @@ class LinearKeyToDoor(Environment):
 
     name = "LinearKeyToDoor-v0"
     metric_names = ("treasure_rate", "distractor_rate")
-    example_settings = dict(length=9, layout_seed=3, distractor_prob=0.6, treasure_reward=0.5,
-                            distractor_rewards=(0.3, 1.7))
+    example_settings = dict(length=9, layout_seed=3, distractor_prob=0.6, treasure_reward=-0.5,
+                            distractor_rewards=(0.3, 1.7), door_opens_with_key=True)
     noise_size = 1
 
     def __init__(self, *, length: int = 23, distractor_prob: float = 0.8, layout_seed: int = 0,
                  treasure_reward: float = 0.2, distractor_rewards: tuple = (0.1, 0.9),
-                 reward_scale: float | None = None):
+                 reward_scale: float | None = None, door_opens_with_key: bool = False):
         if not isinstance(length, (int, np.integer)) or length < 3:
             raise ValueError(f"length must be an integer >= 3 (key, door, treasure); got {length!r}")
         if not 0.0 <= distractor_prob <= 1.0:
@@ -73,6 +80,8 @@ class LinearKeyToDoor(Environment):
         distractor_rewards = tuple(float(r) for r in distractor_rewards)
         if len(distractor_rewards) != 2:
             raise ValueError(f"distractor_rewards must hold two values; got {distractor_rewards!r}")
+        if not isinstance(door_opens_with_key, (bool, np.bool_)):
+            raise ValueError(f"door_opens_with_key must be True or False; got {door_opens_with_key!r}")
         if reward_scale is None:
             reward_scale = 23.0 / length
         self.length = int(length)
@@ -84,7 +93,8 @@ class LinearKeyToDoor(Environment):
         super().__init__(KeyToDoorParams(
             layout=jnp.asarray(layout, jnp.int32),
             distractor_rewards=jnp.asarray(distractor_rewards, jnp.float32) * self.reward_scale,
-            treasure_reward=jnp.float32(treasure_reward * self.reward_scale)))
+            treasure_reward=jnp.float32(treasure_reward * self.reward_scale),
+            door_opens_with_key=jnp.bool_(door_opens_with_key)))
 
     @property
     def num_actions(self) -> int:
@@ -115,7 +125,8 @@ class LinearKeyToDoor(Environment):
         reward = jnp.where(picked_apple, distractor, 0.0) + jnp.where(treasure, params.treasure_reward, 0.0)
         flag = jnp.select(
             [position == 0, position == length - 2],
-            [(action == PICK_KEY).astype(jnp.int32), state.flag * (action == OPEN_DOOR)],
+            [(action == PICK_KEY).astype(jnp.int32),
+             state.flag * ((action == OPEN_DOOR) | params.door_opens_with_key)],
             state.flag)
         live = ~state.done
         next_state = KeyToDoorState(
@@ -164,7 +175,8 @@ class LinearKeyToDoor(Environment):
         action = np.arange(NUM_ACTIONS)[None, :]
         c, p, f = content[:, None], position[:, None], flag[:, None]
 
-        next_flag = np.where(p == 0, action == PICK_KEY, np.where(p == length - 2, f * (action == OPEN_DOOR), f))
+        opens = (action == OPEN_DOOR) | bool(params.door_opens_with_key)
+        next_flag = np.where(p == 0, action == PICK_KEY, np.where(p == length - 2, f * opens, f))
         next_state = np.where(p == length - 1, terminal_state, 2 * (p + 1) + next_flag)
         successors = np.concatenate([next_state, np.full((1, NUM_ACTIONS), terminal_state)])[..., None]
 

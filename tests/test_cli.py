@@ -38,7 +38,7 @@ def test_train_writes_metrics_and_summary(tmp_path, capsys):
     (["train", "--lenght", "7"], "unknown option --lenght for LinearKeyToDoor-v0; its parameters are: --length"),
     (["train", "--length", "seven"], "--length expects a int; got 'seven'"),
     (["train", "--agent", "nope"], "unknown agent 'nope'; known agents: advantage, advantage-gt, cocoa-feature, cocoa-reward,"),
-    (["train", "--env", "Nope-v0"], "unknown environment 'Nope-v0'; known environments: LinearKeyToDoor-v0"),
+    (["train", "--env", "Nope-v0"], "unknown environment 'Nope-v0'; known environments: DiscountingChain-v0, LinearKeyToDoor-v0"),
     (["train", "--updates", "0"], "updates must be a positive integer; got 0"),
     (["train", "--length", "2"], "length must be an integer >= 3"),
     (["train", "--epsilon", "2"], "epsilon must lie in [0, 1]; got 2.0"),
@@ -52,6 +52,9 @@ def test_train_writes_metrics_and_summary(tmp_path, capsys):
     (["train", "--env", "gymnasium:FrozenLake-v1", "--env-option", "slippery=1"],
      "gymnasium.make('FrozenLake-v1', slippery=1) failed"),
     (["train", "--env", "gymnasium:Nope-v3"], "unknown Gymnasium environment 'Nope-v3'"),
+    (["train", "--env-change", "5:length"], "--env-change expects UPDATE:NAME=VALUE"),
+    (["train", "--updates", "10", "--env-change", "20:treasure_reward=-1"], "the update must lie in [1, 9]"),
+    (["train", "--env-change", "5:lenght=3"], "unknown option --env-option lenght for LinearKeyToDoor-v0"),
 ])
 def test_bad_input_names_the_value(tmp_path, capsys, argv, message):
     if argv[0] == "train":
@@ -81,6 +84,17 @@ def test_train_on_gymnasium_envs_by_table_and_by_host_loop(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["final"]) == {"return"} and summary["env_steps"] >= 4 * 8 * 2 * 8
     assert "env-steps/s" in capsys.readouterr().out
+
+
+def test_env_change_switches_the_treasure_and_is_recorded(tmp_path):
+    out = tmp_path / "switch"
+    assert cli.main(["train", "--length", "5", "--door-opens-with-key", "true", "--agent", "cocoa-reward",
+                     "--updates", "6", "--eval-interval", "3", "--eval-episodes", "4",
+                     "--env-change", "2:treasure_reward=-0.2", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["env_changes"] == {"2": {"treasure_reward": -0.2}}
+    with open(out / "metrics.csv") as handle:
+        assert sorted({int(row["update"]) for row in csv.DictReader(handle)}) == [0, 2, 3, 6]
 
 
 def test_gradients_on_a_gymnasium_table(tmp_path):

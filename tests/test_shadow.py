@@ -18,7 +18,7 @@ def test_shadows_train_on_the_same_batches_without_changing_the_main_run():
     seen = []
     alone = train(env, agent, config, progress=False)
     together = train(env, agent, config, progress=False, shadows=shadows,
-                     on_shadows=lambda update, states, shadow_states: seen.append((update, shadow_states)))
+                     on_shadows=lambda update, states, shadow_states, env: seen.append((update, shadow_states)))
     assert alone.rows == together.rows  # shadows only watch
     assert [update for update, _ in seen] == [0, 20, 40]
     first, last = seen[0][1][0].model_params, seen[-1][1][0].model_params

@@ -203,3 +203,43 @@ def test_make_train_checks_its_input():
         make_train(env, agents.make("reinforce", num_actions=3), TrainConfig(updates=1))
     with pytest.raises(TypeError, match="config must be a cocoa.train.TrainConfig; got dict"):
         make_train(env, agents.make_for_env("reinforce", env), {"updates": 1})
+
+
+def test_env_changes_switch_the_environment_for_training_and_evaluation():
+    """Key-to-door's reward switch: from update 4 on the treasure pays -0.2; the evaluation at the change
+    point and the shadow measurements from then on use the new MDP."""
+    from cocoa import oracle
+
+    before = envs.make(NAME, length=5, door_opens_with_key=True)
+    after = envs.make(NAME, length=5, door_opens_with_key=True, treasure_reward=-0.2)
+    support = tuple(sorted({*before.tabular_mdp().reward_values.tolist(), *after.tabular_mdp().reward_values.tolist()}))
+    agent = agents.make_for_env("cocoa-reward", before, reward_values=support)
+    config = TrainConfig(updates=8, eval_interval=3, eval_episodes=4)
+    seen = []
+    result = train(before, agent, config, progress=False, env_changes={4: after},
+                   shadows=[agents.make_for_env("advantage", before)],
+                   on_shadows=lambda update, states, shadow_states, env: seen.append((update, env)))
+    assert [row["update"] for row in result.rows] == [0, 3, 4, 6, 8]
+    assert [env is after for _, env in seen] == [False, False, True, True, True]
+    policy = jax.tree.map(lambda x: x[0], result.final_state.policy_params)
+    mdp = after.tabular_mdp()
+    expected = float(oracle.expected_return(mdp, agent.greedy_free_probs(policy, jnp.asarray(mdp.observations))))
+    assert result.rows[-1]["exact_return"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_env_changes_are_checked():
+    env = envs.make(NAME, length=5)
+    agent = agents.make_for_env("reinforce", env)
+    config = TrainConfig(updates=4)
+    with pytest.raises(ValueError, match=r"env_changes: 9 must be an update in \[1, 3\]"):
+        train(env, agent, config, progress=False, env_changes={9: env})
+    with pytest.raises(TypeError, match=r"env_changes\[2\] must be a LinearKeyToDoor"):
+        train(env, agent, config, progress=False, env_changes={2: envs.make("Tree-v0")})
+    with pytest.raises(ValueError, match="must keep the shapes"):
+        train(env, agent, config, progress=False, env_changes={2: envs.make(NAME, length=6)})
+    exact = agents.make_for_env("advantage-gt", env)
+    with pytest.raises(ValueError, match="'advantage-gt' takes its model from one exact MDP"):
+        train(env, exact, config, progress=False, env_changes={2: envs.make(NAME, length=5, treasure_reward=-1.0)})
+    narrow = agents.make_for_env("cocoa-reward", env)
+    with pytest.raises(ValueError, match=r"from update 2 the rewards include \[-4.6"):
+        train(env, narrow, config, progress=False, env_changes={2: envs.make(NAME, length=5, treasure_reward=-1.0)})

@@ -175,9 +175,24 @@ def test_registry_and_options():
     with pytest.raises(ValueError, match="groups must be a positive integer; got 0"):
         agents.make("cocoa-reward", num_actions=4, reward_values=(0.0, 1.0), groups=0)
     wrong = agents.make("cocoa-reward", num_actions=4, reward_values=(0.0, 1.0))
-    with pytest.raises(ValueError, match="differ from the MDP's reward support"):
+    with pytest.raises(ValueError, match=r"reward_values \[0.0, 1.0\] do not hold the MDP's reward value\(s\) \[0.3285"):
         wrong.estimator.expected_credit(wrong.init(jax.random.PRNGKey(0), env.observation_shape).model_params,
                                         env.tabular_mdp(), jnp.full((env.tabular_mdp().num_states, 4), 0.25))
+
+
+def test_a_declared_support_wider_than_the_mdps_gives_the_same_credit():
+    """Reward values that never occur are classes nobody visits: the exact expected credit is unchanged
+    (what lets one agent train across env_changes whose rewards differ)."""
+    env = envs.make("LinearKeyToDoor-v0", length=7)
+    mdp = env.tabular_mdp()
+    probs = jnp.asarray(np.random.default_rng(0).dirichlet(np.ones(4), size=mdp.num_states), jnp.float32)
+    credits = []
+    for support in (None, (-0.5, *np.asarray(mdp.reward_values).tolist(), 3.0)):
+        agent = agents.make("cocoa-reward-gt", num_actions=4, mdp=mdp,
+                            **({} if support is None else {"reward_values": support}))
+        model = agent.estimator.exact_model(probs)
+        credits.append(np.asarray(agent.estimator.expected_credit(model, mdp, probs)))
+    np.testing.assert_allclose(credits[0], credits[1], rtol=1e-5, atol=1e-6)
 
 
 # --- HCA-return ---------------------------------------------------------------------------------
