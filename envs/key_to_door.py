@@ -93,7 +93,8 @@ class LinearKeyToDoor(Environment):
         super().__init__(KeyToDoorParams(
             layout=jnp.asarray(layout, jnp.int32),
             distractor_rewards=jnp.asarray(distractor_rewards, jnp.float32) * self.reward_scale,
-            treasure_reward=jnp.float32(treasure_reward * self.reward_scale),
+            # Scaled as the apples are (float32 value x scale), so that equal values stay equal (aliasing).
+            treasure_reward=jnp.asarray(treasure_reward, jnp.float32) * self.reward_scale,
             door_opens_with_key=jnp.bool_(door_opens_with_key)))
 
     @property

@@ -18,8 +18,10 @@ uniformly chosen closed context, with its objects drawn uniformly. So at most ``
 contexts are open at a time, and a query's reward arrives after an unpredictable number of steps
 spent on other contexts. Episodes start in the query room of a uniformly chosen context.
 
-The observation shows the room (query or answer, which context, the two objects one-hot) and every
-context's status (closed, open with key, open without key), so it determines the state.
+The observation shows the room only: query or answer, which context, and the two objects one-hot.
+Which contexts are open, and with or without their key, is hidden (a policy of the observation then
+cannot make one context's later choices depend on another's key, so that a query's choice affects
+only its own context's reward: what the credit matrix of ``cocoa.disentangling`` checks).
 
 State: (status (C,), context, arrangement, time, done), ``arrangement`` in [0, M) for a query room
 (M = objects^2 x sides) and M for an answer room. Tabular states: the query rooms of closed
@@ -117,7 +119,7 @@ class TaskInterleaving(Environment):
 
     @property
     def observation_shape(self) -> tuple[int, ...]:
-        return (2 + self.contexts + 4 * self.objects + 3 * self.contexts,)
+        return (2 + self.contexts + 4 * self.objects,)
 
     def observation_bounds(self):
         return np.zeros(self.observation_shape, np.float32), np.ones(self.observation_shape, np.float32)
@@ -138,8 +140,7 @@ class TaskInterleaving(Environment):
         return jnp.concatenate([
             jnp.stack([query, ~query & live]).astype(jnp.float32),
             one_hot(state.context, self.contexts) * live,
-            one_hot(left, width) * query, one_hot(right, width) * query,
-            jax.nn.one_hot(state.status, 3, dtype=jnp.float32).reshape(-1) * live])
+            one_hot(left, width) * query, one_hot(right, width) * query])
 
     def _pick(self, mask, uniform):
         """A uniformly chosen index where ``mask`` holds (0 if none)."""

@@ -270,3 +270,28 @@ def test_tabular_mdp_of_length_103():
     expected_rewards = np.asarray(mdp.expected_rewards())
     np.testing.assert_allclose(expected_rewards[2 * length - 1], float(env.default_params.treasure_reward), rtol=1e-7)
     np.testing.assert_allclose(expected_rewards[2 * length - 2], 0.0)
+
+
+@pytest.mark.parametrize("length", [7, 23, 43, 103])
+@pytest.mark.parametrize("aliased", [0.1, 0.9])
+def test_reward_aliasing_merges_the_treasure_with_an_apple_value(length, aliased):
+    """The reward-aliasing variant: a treasure worth a distractor value is the same reward, at every length."""
+    mdp = envs.make("LinearKeyToDoor-v0", length=length, treasure_reward=aliased).tabular_mdp()
+    assert mdp.num_reward_values == 3
+
+
+def test_door_opens_with_key_needs_no_open_action():
+    env = envs.make("LinearKeyToDoor-v0", length=5, door_opens_with_key=True)
+    _, state = env.reset(jax.random.PRNGKey(0))
+    total = 0.0
+    for action in (0, 1, 1, 1, 1):  # take the key, never open the door
+        _, state, reward, done, info = env.step(jax.random.PRNGKey(1), state, action)
+        total += float(reward)
+    assert bool(info["treasure"]) and bool(done)
+    closed = envs.make("LinearKeyToDoor-v0", length=5)
+    _, state = closed.reset(jax.random.PRNGKey(0))
+    for action in (0, 1, 1, 1, 1):
+        _, state, reward, done, info = closed.step(jax.random.PRNGKey(1), state, action)
+    assert not bool(info["treasure"])
+    with pytest.raises(ValueError, match="door_opens_with_key must be True or False; got 'yes'"):
+        envs.make("LinearKeyToDoor-v0", door_opens_with_key="yes")

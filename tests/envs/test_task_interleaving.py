@@ -55,10 +55,9 @@ def test_at_most_max_open_contexts_are_open_and_episodes_end():
     env = envs.make("TaskInterleaving-v0", contexts=4, max_open=2, termination_prob=0.0, max_steps=30)
     trajectory = rollout(env, lambda p, o: jnp.full((o.shape[0], 2), 0.5), None, jax.random.PRNGKey(2),
                          batch_size=200, horizon=31)
-    status = np.asarray(trajectory.observations)[..., -12:].reshape(200, 31, 4, 3)
-    open_count = status[..., 1:].sum(-1).sum(-1)
-    real = np.asarray(trajectory.mask) > 0
-    assert open_count[real].max() == 2
+    codes = env._states[np.asarray(trajectory.state_index)[np.asarray(trajectory.mask) > 0], 0]
+    open_count = ((codes[:, None] // 3 ** np.arange(4)) % 3 != 0).sum(-1)
+    assert open_count.max() == 2
     assert np.all(np.asarray(trajectory.mask).sum(-1) == 30)  # no termination draw: the cap ends them all
 
 
@@ -75,3 +74,21 @@ def test_at_most_max_open_contexts_are_open_and_episodes_end():
 def test_bad_parameters_name_themselves(params, message):
     with pytest.raises(ValueError, match=message):
         envs.make("TaskInterleaving-v0", **params)
+
+
+def test_exact_cocoa_reward_keeps_the_contexts_apart():
+    """The paper's claim, exactly: with the oracle's coefficients a query's credit moves only for its own
+    context's answer reward (off-diagonal |w - 1| is 0 up to float32 rounding: another context's reward
+    does not depend on this choice), and the matrix is not trivially zero on the diagonal."""
+    from cocoa import agents
+    from cocoa.disentangling import context_credit_matrix
+
+    env = envs.make("TaskInterleaving-v0", contexts=3, max_open=2, objects=1)
+    agent = agents.make_for_env("cocoa-reward-gt", env)
+    state = agent.init(jax.random.PRNGKey(0), env.observation_shape)
+    matrix, count = context_credit_matrix(env, agent, state, episodes=500)
+    off = ~np.eye(3, dtype=bool)
+    assert count.min() > 20
+    assert np.nanmax(matrix[off]) < 1e-4 and matrix.diagonal().min() > 0.1, matrix
+    with pytest.raises(ValueError, match="no reward-valued contribution coefficients"):
+        context_credit_matrix(env, agents.make_for_env("advantage", env), state)
