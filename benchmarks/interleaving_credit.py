@@ -17,7 +17,7 @@ import numpy as np
 
 from cocoa import agents, envs
 from cocoa.disentangling import context_credit_matrix
-from cocoa.train import TrainConfig, train
+from cocoa.train import TrainConfig, make_model_training, train
 
 
 def _table(title: str, matrix: np.ndarray) -> str:
@@ -33,6 +33,8 @@ def main(argv=None):
     parser.add_argument("--updates", type=int, default=2000, help="training updates (default 2000)")
     parser.add_argument("--seeds", type=int, default=4, help="seeds trained (default 4); seed 0 is shown")
     parser.add_argument("--episodes", type=int, default=2000, help="episodes the matrix averages over")
+    parser.add_argument("--model-updates", type=int, default=0,
+                        help="extra model-only updates at seed 0's final policy before the matrix (default 0)")
     args = parser.parse_args(argv)
     env = envs.make("TaskInterleaving-v0")
     learned = agents.make_for_env("cocoa-reward", env)
@@ -44,6 +46,11 @@ def main(argv=None):
           + "; correct queries " + ", ".join(f"{row['correct_query_rate']:.2f}" for row in final))
     matrix, count = context_credit_matrix(env, learned, state, episodes=args.episodes)
     print(_table("learned COCOA-reward, seed 0:", matrix))
+    if args.model_updates:
+        train_model = make_model_training(env, learned, TrainConfig(updates=args.model_updates))
+        state, _ = train_model(state, jax.random.PRNGKey(1))
+        matrix, count = context_credit_matrix(env, learned, state, episodes=args.episodes)
+        print(_table(f"after {args.model_updates} more model updates at that policy:", matrix))
     exact = agents.make_for_env("cocoa-reward-gt", env)
     exact_state = dataclasses.replace(exact.init(jax.random.PRNGKey(0), env.observation_shape),
                                       policy_params=state.policy_params)
