@@ -100,10 +100,10 @@ def test_env_change_switches_the_treasure_and_is_recorded(tmp_path):
 def test_gradients_on_a_gymnasium_table(tmp_path):
     out = tmp_path / "gradients"
     assert cli.main(["gradients", "--env", "gymnasium:FrozenLake-v1", "--env-option", "horizon=8",
-                     "--agents", "reinforce,advantage-gt", "--model-updates", "0", "--samples", "64",
+                     "--agents", "advantage-gt", "--model-updates", "0", "--samples", "32",
                      "--max-enumerated", "10", "--out", str(out), "--no-progress"]) == 0
     records = json.loads((out / "gradients.json").read_text())
-    assert [r["agent"] for r in records] == ["reinforce", "advantage-gt"]
+    assert [r["agent"] for r in records] == ["advantage-gt"] and records[0]["bias"] < 1e-6 * records[0]["variance"]
     assert records[0]["env"] == "gymnasium:FrozenLake-v1" and records[0]["env_params"] == {"horizon": 8}
 
 

@@ -49,7 +49,7 @@ def test_the_learner_runs_the_same_update_as_the_agent():
     trajectory = learner._trajectory(episodes)
     assert trajectory.actions.shape == (2, 500) and float(trajectory.mask.sum()) == sum(len(e["actions"]) for e in episodes)
     key = jax.random.split(learner._key)[1]
-    expected, _ = learner.agent.update(start, trajectory, key)
+    expected, _ = learner._update(start, trajectory, key)  # the compiled Agent.update
     learner.update()
     for a, b in zip(jax.tree.leaves(learner.state.policy_params), jax.tree.leaves(expected.policy_params)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -7,6 +7,7 @@ with no per-environment test code:
 - Gymnasium's ``check_env`` on ``cocoa/<name>``, and dm_env's ``EnvironmentTestMixin`` on the adapter.
 """
 
+import functools
 import unittest
 import warnings
 
@@ -33,13 +34,21 @@ CASES = [pytest.param(name, settings, id=f"{name}-{label}") for name, label, set
 EPISODES = 6000
 
 
-def _sample(env, seed: int, episodes: int = EPISODES):
-    """Episodes of a random tabular policy (epsilon 0.3), one step past the horizon (the end state)."""
+def _sampler(env, seed: int, episodes: int):
+    """(mdp, compiled key -> episodes of a random tabular policy (epsilon 0.3), one step past the horizon)."""
     mdp = env.tabular_mdp()
     logits = np.random.default_rng(seed).normal(size=(mdp.num_states, mdp.num_actions)).astype(np.float32)
     run = jax.jit(lambda key: rollout(env, tabular_policy(mdp, epsilon=0.3), jnp.asarray(logits), key,
                                       batch_size=episodes, horizon=mdp.horizon + 1))
-    return mdp, jax.device_get(run(jax.random.PRNGKey(seed)))
+    return mdp, run
+
+
+@functools.lru_cache(maxsize=None)
+def _sample(name: str, settings: tuple, seed: int = 0):
+    """``EPISODES`` episodes of ``_sampler``, shared by the tests that only read them."""
+    env = envs.make(name, **dict(settings))
+    mdp, run = _sampler(env, seed, EPISODES)
+    return env, mdp, jax.device_get(run(jax.random.PRNGKey(seed)))
 
 
 def _tables(mdp, trajectory):
@@ -62,8 +71,7 @@ def _tables(mdp, trajectory):
 
 @pytest.mark.parametrize("name, settings", CASES)
 def test_sampled_dynamics_match_the_tabular_mdp(name, settings):
-    env = envs.make(name, **settings)
-    mdp, trajectory = _sample(env, seed=len(name) + len(settings))
+    env, mdp, trajectory = _sample(name, tuple(sorted(settings.items())))
     assert not np.asarray(trajectory.mask)[:, -1].any()  # the extra step is past every episode's end
     states = np.asarray(trajectory.state_index)
     real = np.asarray(trajectory.mask).astype(bool)
@@ -86,8 +94,8 @@ def test_sampled_dynamics_match_the_tabular_mdp(name, settings):
 
 @pytest.mark.parametrize("name, settings", CASES)
 def test_the_same_key_gives_the_same_episodes(name, settings):
-    env = envs.make(name, **settings)
-    (_, first), (_, second) = _sample(env, 3, episodes=64), _sample(env, 3, episodes=64)
+    _, run = _sampler(envs.make(name, **settings), 3, 64)
+    first, second = (jax.device_get(run(jax.random.PRNGKey(3))) for _ in range(2))
     for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second)):
         np.testing.assert_array_equal(a, b)
 
@@ -121,8 +129,7 @@ globals().update(_dm_env_cases())
 
 @pytest.mark.parametrize("name, settings", CASES)
 def test_declared_bounds_actions_and_metrics_hold(name, settings):
-    env = envs.make(name, **settings)
-    mdp, trajectory = _sample(env, 5, episodes=256)
+    env, mdp, trajectory = _sample(name, tuple(sorted(settings.items())))
     low, high = env.observation_bounds()
     assert low.shape == high.shape == tuple(env.observation_shape) and low.dtype == high.dtype == np.float32
     observations = np.asarray(mdp.observations)
@@ -130,7 +137,7 @@ def test_declared_bounds_actions_and_metrics_hold(name, settings):
     assert mdp.num_actions == env.num_actions
     metrics = env.episode_metrics(trajectory.info, trajectory.mask)
     assert tuple(metrics) == env.metric_names
-    assert all(np.asarray(value).shape == (256,) for value in metrics.values())
+    assert all(np.asarray(value).shape == (EPISODES,) for value in metrics.values())
 
 
 @pytest.mark.parametrize("name, settings", CASES)
