@@ -11,7 +11,6 @@ episodes of the agent's behaviour policy: how far the estimator moves the query'
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from cocoa.agents.agent import Agent, AgentState
@@ -30,6 +29,8 @@ def context_credit_matrix(env: TaskInterleaving, agent: Agent, state: AgentState
     """
     if not isinstance(env, TaskInterleaving):
         raise TypeError(f"the context credit matrix is defined on TaskInterleaving-v0; got {type(env).__name__}")
+    if isinstance(episodes, (bool, np.bool_)) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
+        raise ValueError(f"episodes must be a positive integer; got {episodes!r}")
     estimator = agent.estimator
     if not isinstance(estimator, HindsightEstimator) or not hasattr(estimator, "reward_values"):
         raise ValueError(f"{agent.name!r} has no reward-valued contribution coefficients; the matrix is for "
