@@ -1,5 +1,6 @@
 """COALA-PG's credit weights (cocoa.agents.coala.rule_returns): the scan against the explicit sums."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -72,3 +73,71 @@ def test_bad_input_is_reported():
         rule_returns(jnp.zeros((2, 4)), 3)
     with pytest.raises(ValueError, match="episode_length must be a positive integer"):
         rule_returns(jnp.zeros((2, 4)), 0)
+
+
+# --- unbiasedness, by exact enumeration of a tiny game ----------------------------------------------
+
+# A one-step game (T = 1) in which the ego's action changes what the co-player learns: the co-player
+# is paid for matching the ego (so its update follows the ego's actions), the ego for being matched
+# on action 0 and for the co-player's action 1 otherwise.
+EGO_PAYOFF = np.array([[2.0, -1.0], [0.0, 1.0]])  # [ego action, co-player action]
+CO_PAYOFF = np.array([[1.0, 0.0], [0.0, 1.0]])
+EPISODES, LEARNING_RATE = 3, 1.5
+
+
+def _paths(batch):
+    """Every outcome of the meta-trajectory: int (P, M, B, 2) ego and co-player actions."""
+    outcomes = np.array(np.meshgrid(*[[0, 1]] * (2 * batch * EPISODES), indexing="ij")).reshape(2 * batch * EPISODES, -1).T
+    return jnp.asarray(outcomes.reshape(-1, EPISODES, batch, 2))
+
+
+def _path_terms(theta, paths, co_logit=0.0):
+    """Per path: probability, ego rewards (B, M), the ego's log-probability. The naive co-player
+    (one logit, the log-odds of action 0) takes a REINFORCE step on its B episodes after each episode."""
+    batch = paths.shape[2]
+
+    def one(path):
+        def episode(phi, inputs):
+            logits, actions = inputs
+            ego, co = actions[:, 0], actions[:, 1]
+            ego_log = jnp.where(ego == 0, jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits))
+            co_log = jnp.where(co == 0, jax.nn.log_sigmoid(phi), jax.nn.log_sigmoid(-phi))
+            co_reward = jnp.asarray(CO_PAYOFF)[ego, co]
+            score = jnp.where(co == 0, 1.0, 0.0) - jax.nn.sigmoid(phi)
+            phi = phi + LEARNING_RATE * jnp.mean(score * co_reward)
+            return phi, (jnp.sum(ego_log), jnp.sum(co_log), jnp.asarray(EGO_PAYOFF)[ego, co])
+
+        _, (ego_log, co_log, rewards) = jax.lax.scan(episode, jnp.asarray(co_logit, theta.dtype), (theta, path))
+        return jnp.exp(jnp.sum(ego_log) + jnp.sum(co_log)), rewards.T, jnp.sum(ego_log)
+
+    return jax.vmap(one)(paths)
+
+
+@pytest.mark.parametrize("batch", [2, 3])
+def test_coala_is_unbiased_and_the_baselines_are_not(batch):
+    """E[g_hat] over every path, exactly, against autodiff of the exact objective
+    J(theta) = E[(1/B) sum_b sum_l r_l^b] (ego logits per inner episode, B = 2 and 3, M = 3, T = 1)."""
+    with jax.enable_x64(True):
+        theta = jnp.array([0.3, -0.5, 0.8])
+        paths = _paths(batch)
+
+        def objective(theta):
+            probs, rewards, _ = _path_terms(theta, paths)
+            return jnp.sum(probs * jnp.sum(rewards, axis=(1, 2))) / batch
+
+        exact = jax.grad(objective)(theta)
+        probs, rewards, _ = _path_terms(theta, paths)
+        assert float(jnp.sum(probs)) == pytest.approx(1.0, abs=1e-12)
+        errors = {}
+        for rule in ("coala", "m-fos", "batch-unaware"):
+            weights = jax.vmap(lambda r: rule_returns(r, 1, rule))(rewards)  # (P, B, M)
+
+            def surrogate(theta):  # the score of every ego action weighted by W, averaged over paths
+                logits = theta[None, :, None]
+                ego = paths[..., 0]  # (P, M, B)
+                log_probs = jnp.where(ego == 0, jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits))
+                return jnp.sum(probs[:, None, None] * log_probs * jnp.swapaxes(weights, 1, 2))
+
+            errors[rule] = float(jnp.linalg.norm(jax.grad(surrogate)(theta) - exact) / jnp.linalg.norm(exact))
+        assert errors["coala"] < 1e-10, errors
+        assert errors["m-fos"] > 0.05 and errors["batch-unaware"] > 0.05, errors
