@@ -38,7 +38,9 @@ class ShapingConfig:
     meta_batch: int = 32  # independent co-players per meta update
     rule: str = "coala"
     meta_learning_rate: float = 0.05
-    naive_learning_rate: float = 1.0
+    # Fast enough that the co-player stops being exploitable within a meta-trajectory; at 1.0 it is
+    # not, and shaping it is worth less than defecting (docs/estimators/coala.md).
+    naive_learning_rate: float = 10.0
     reward_scale: float = 0.05  # the naive learner's rewards, as in the paper
 
     def __post_init__(self):
