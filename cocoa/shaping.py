@@ -55,7 +55,8 @@ class ShapingConfig:
 
 
 def _play_episode(env, meta_logits, naive_logits, key, config: ShapingConfig):
-    """B games of one inner episode: (meta log-probs, meta rewards, naive log-probs, naive rewards), (B, T) each."""
+    """B games of one inner episode, (B, T) each: the meta agent's log-probs and rewards, and the
+    co-player's observation indices, whether it cooperated, and its rewards."""
     batch = config.batch_size
     observations, state = jax.vmap(lambda _: env.reset())(jnp.arange(batch))
 
@@ -67,11 +68,10 @@ def _play_episode(env, meta_logits, naive_logits, key, config: ShapingConfig):
         actions = jnp.where(cooperate, COOPERATE, DEFECT)
         log_probs = jnp.where(cooperate, jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits))
         observations, state, rewards, _ = jax.vmap(env.step)(state, actions)
-        return (observations, state), (log_probs, rewards)
+        return (observations, state), (log_probs[:, 0], rewards[:, 0], seen[:, 1], cooperate[:, 1], rewards[:, 1])
 
-    _, (log_probs, rewards) = jax.lax.scan(step, (observations, state), jax.random.split(key, config.episode_length))
-    log_probs, rewards = jnp.swapaxes(log_probs, 0, 1), jnp.swapaxes(rewards, 0, 1)  # (B, T, 2)
-    return log_probs[..., 0], rewards[..., 0], log_probs[..., 1], rewards[..., 1]
+    _, outputs = jax.lax.scan(step, (observations, state), jax.random.split(key, config.episode_length))
+    return tuple(jnp.swapaxes(x, 0, 1) for x in outputs)  # (T, B) -> (B, T)
 
 
 def make_meta_trajectory(config: ShapingConfig) -> Callable:
@@ -79,18 +79,21 @@ def make_meta_trajectory(config: ShapingConfig) -> Callable:
     (B, M T), naive rewards (B, M T)): one meta-trajectory against one learning co-player."""
     env = IteratedPrisonersDilemma(episode_length=config.episode_length)
 
-    def naive_objective(naive_logits, meta_logits, key):
-        _, _, log_probs, rewards = _play_episode(env, meta_logits, naive_logits, key, config)
+    def naive_objective(naive_logits, seen, cooperated, rewards):
+        """The co-player's REINFORCE surrogate on its B episodes (Monte-Carlo returns, batch-mean baseline)."""
+        logits = naive_logits[seen]
+        log_probs = jnp.where(cooperated, jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits))
         returns = jnp.cumsum(rewards[:, ::-1], axis=1)[:, ::-1] * config.reward_scale
         advantages = returns - jnp.mean(returns, axis=0, keepdims=True)
-        return jnp.mean(jnp.sum(log_probs * jax.lax.stop_gradient(advantages), axis=1)), None
+        return jnp.mean(jnp.sum(log_probs * advantages, axis=1))
 
     def run(meta_logits, naive_logits, key):
         def episode(naive_logits, inputs):
             logits, key = inputs
-            meta_log_probs, meta_rewards, _, naive_rewards = _play_episode(env, logits, naive_logits, key, config)
-            # The co-player's step on its own B episodes: the very same games (same key).
-            gradient, _ = jax.grad(naive_objective, has_aux=True)(naive_logits, jax.lax.stop_gradient(logits), key)
+            meta_log_probs, meta_rewards, seen, cooperated, naive_rewards = _play_episode(
+                env, logits, naive_logits, key, config)
+            # The co-player's step on its own B episodes, from the games just played.
+            gradient = jax.grad(naive_objective)(naive_logits, seen, cooperated, naive_rewards)
             return naive_logits + config.naive_learning_rate * gradient, (meta_log_probs, meta_rewards, naive_rewards)
 
         _, outputs = jax.lax.scan(episode, naive_logits, (meta_logits, jax.random.split(key, config.episodes)))
