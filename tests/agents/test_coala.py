@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cocoa.agents.coala import rule_returns
+from cocoa.agents.coala import RULES, rule_advantages, rule_returns, shaping_scan
 
 SHAPES = [(1, 1, 1), (2, 1, 3), (3, 4, 2), (5, 3, 4), (4, 2, 1), (16, 10, 3)]  # (B, T, M)
 
@@ -141,3 +141,69 @@ def test_coala_is_unbiased_and_the_baselines_are_not(batch):
             errors[rule] = float(jnp.linalg.norm(jax.grad(surrogate)(theta) - exact) / jnp.linalg.norm(exact))
         assert errors["coala"] < 1e-10, errors
         assert errors["m-fos"] > 0.05 and errors["batch-unaware"] > 0.05, errors
+
+
+# --- the scan with a critic: GAE advantages and lambda-return targets -------------------------------
+
+def _ordinary_gae(rewards, values, discount, gae_lambda):
+    """GAE over the whole meta-trajectory, written out (V = 0 after the last step)."""
+    batch, length = rewards.shape
+    next_values = np.concatenate([values[:, 1:], np.zeros((batch, 1))], axis=1)
+    deltas = rewards + discount * next_values - values
+    advantages = np.zeros_like(rewards)
+    running = np.zeros(batch)
+    for l in reversed(range(length)):
+        running = deltas[:, l] + discount * gae_lambda * running
+        advantages[:, l] = running
+    return advantages
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_scan_with_a_critic_as_property_tests(seed):
+    """Random B, T, M, gamma, lambda: switches off = ordinary GAE (and the targets its lambda-returns);
+    with V = 0 and gamma = lambda = 1 the advantages are rule_returns; the rules differ from the
+    ordinary GAE the same way with and without a critic in the last episode (no future term)."""
+    rng = np.random.default_rng(seed)
+    batch, episode_length, episodes = rng.integers(1, 6), rng.integers(1, 5), rng.integers(1, 5)
+    discount, gae_lambda = rng.uniform(0.5, 1.0), rng.uniform(0.0, 1.0)
+    rewards = rng.normal(size=(batch, episode_length * episodes))
+    values = rng.normal(size=rewards.shape)
+    r32, v32 = jnp.asarray(rewards, jnp.float32), jnp.asarray(values, jnp.float32)
+    gae = _ordinary_gae(rewards, values, discount, gae_lambda)
+    for rule in RULES:
+        advantages, targets = rule_advantages(r32, v32, int(episode_length), rule, discount=discount,
+                                              gae_lambda=gae_lambda)
+        np.testing.assert_allclose(targets, values + gae, rtol=1e-4, atol=1e-4)
+        last = slice(rewards.shape[1] - episode_length, None)
+        expected_last = gae[:, last] * (1.0 if rule == "m-fos" else 1.0 / batch)
+        np.testing.assert_allclose(advantages[:, last], expected_last, rtol=1e-4, atol=1e-4)
+        no_critic, _ = rule_advantages(r32, jnp.zeros_like(r32), int(episode_length), rule)
+        np.testing.assert_allclose(no_critic, rule_returns(r32, int(episode_length), rule), rtol=1e-5, atol=1e-5)
+    off = shaping_scan(jnp.asarray(rewards - values, jnp.float32), int(episode_length), scale_current=False,
+                       share_future=False, decay=discount * gae_lambda)
+    np.testing.assert_allclose(off, _ordinary_gae(rewards, np.zeros_like(values), discount, gae_lambda)
+                               - _ordinary_gae(values, np.zeros_like(values), discount, gae_lambda),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_a_critic_shared_by_the_batch_is_a_baseline_under_coala():
+    """gamma = lambda = 1 and V depending on the step only (the same for every trajectory): COALA's
+    advantage is its return minus V_l / B minus (1 - 1/B) V at the next episode's start (0 in the
+    last episode), a constant in the actions, so the gradient stays unbiased."""
+    rng = np.random.default_rng(3)
+    batch, episode_length = 3, 2
+    rewards = jnp.asarray(rng.normal(size=(batch, 6)), jnp.float32)  # M 3
+    values = jnp.broadcast_to(jnp.asarray(rng.normal(size=6), jnp.float32), rewards.shape)
+    advantages, _ = rule_advantages(rewards, values, episode_length, "coala")
+    steps = np.arange(6)
+    next_start = (steps // episode_length + 1) * episode_length
+    following = np.where(next_start < 6, np.asarray(values[0])[np.minimum(next_start, 5)], 0.0)
+    expected = rule_returns(rewards, episode_length, "coala") - values / batch - (1 - 1 / batch) * following
+    np.testing.assert_allclose(advantages, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_bad_critic_settings_are_reported():
+    with pytest.raises(ValueError, match="gae_lambda must be a number in \\[0, 1\\]; got 1.5"):
+        rule_advantages(jnp.zeros((2, 4)), jnp.zeros((2, 4)), 2, gae_lambda=1.5)
+    with pytest.raises(ValueError, match="unknown rule 'lola'"):
+        rule_advantages(jnp.zeros((2, 4)), jnp.zeros((2, 4)), 2, "lola")
