@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import json
 
-from cocoa.benchmarks import presets
+from cocoa.benchmarks import coala, presets
 from cocoa.train import TrainConfig
 
 
@@ -120,10 +120,15 @@ SUITES: dict[str, Suite] = {
 
 
 def names() -> list[str]:
-    return list(SUITES)
+    """Every suite ``cocoa bench`` runs: the training suites and the multi-agent one."""
+    return list(SUITES) + [coala.NAME]
+
+
+def describe(name: str) -> str:
+    return coala.DESCRIPTION if name == coala.NAME else get(name).description
 
 
 def get(name: str) -> Suite:
     if name not in SUITES:
-        raise ValueError(f"unknown benchmark suite {name!r}; known suites: {', '.join(SUITES)}")
+        raise ValueError(f"unknown benchmark suite {name!r}; known suites: {', '.join(names())}")
     return SUITES[name]

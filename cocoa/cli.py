@@ -300,10 +300,14 @@ def _shadow_config(args, env_params: dict, agent_config: dict, name: str) -> dic
 
 
 def _bench(args, extra) -> int:
-    from cocoa.benchmarks import runner, suites
+    from cocoa.benchmarks import coala, runner, suites
 
     if extra:
         raise CliError(f"unexpected arguments for bench: {' '.join(extra)}")
+    if args.suite == coala.NAME:
+        out = check_output_folder(args.out or f"results/{coala.NAME}")
+        print(f"wrote {coala.run_suite(out, progress=not args.no_progress)}")
+        return 0
     suite = suites.get(args.suite)
     out = check_output_folder(args.out or f"results/{suite.name}")
     report = runner.run_suite(suite, out, progress=not args.no_progress)
@@ -395,7 +399,7 @@ def _list(args, extra) -> int:
     print("  shared options: " + ", ".join(f"{k}={v!r}" for k, v in agents.agent_parameters().items()))
     print("benchmark suites:")
     for name in suites.names():
-        print(f"  {name}: {suites.get(name).description}")
+        print(f"  {name}: {suites.describe(name)}")
     return 0
 
 

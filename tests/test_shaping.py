@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cocoa.shaping import ShapingConfig, make_meta_trajectory, make_meta_update
+from cocoa.shaping import COOPERATION, METRICS, ShapingConfig, init_logits, make_meta_trajectory, make_meta_update, train_shaping
 
 SMALL = dict(episode_length=4, episodes=6, batch_size=8, meta_batch=4)
 
@@ -14,10 +14,10 @@ def test_a_meta_trajectory_has_the_batch_layout_and_repeats_per_key():
     config = ShapingConfig(**SMALL)
     run = jax.jit(make_meta_trajectory(config))
     meta = jnp.zeros((6, 5))
-    first, again = run(meta, jnp.zeros(5), jax.random.PRNGKey(0)), run(meta, jnp.zeros(5), jax.random.PRNGKey(0))
-    assert all(x.shape == (8, 24) for x in first)
-    for a, b in zip(first, again):
-        np.testing.assert_array_equal(a, b)
+    first, again = (run(meta, jnp.zeros(5), jax.random.PRNGKey(0), meta, True) for _ in range(2))
+    assert all(x.shape == (8, 24) for x in first.values())
+    for name in first:
+        np.testing.assert_array_equal(first[name], again[name])
 
 
 def test_the_co_player_learns_to_defect_against_a_defector_within_the_meta_trajectory():
@@ -28,7 +28,7 @@ def test_the_co_player_learns_to_defect_against_a_defector_within_the_meta_traje
     for rate in (1e-9, 5.0):
         config = ShapingConfig(episode_length=10, episodes=20, batch_size=16, naive_learning_rate=rate)
         run = jax.jit(make_meta_trajectory(config))
-        naive = jax.vmap(lambda k: run(meta, jnp.zeros(5), k)[2])(jax.random.split(jax.random.PRNGKey(1), 32))
+        naive = jax.vmap(lambda k: run(meta, jnp.zeros(5), k, meta, True)["co_rewards"])(jax.random.split(jax.random.PRNGKey(1), 32))
         rewards[rate] = np.asarray(naive).reshape(32, 16, 20, 10).mean(axis=(0, 1, 3))  # per inner episode
     assert abs(rewards[1e-9].mean() + 0.5) < 0.05
     assert rewards[5.0][-1] > rewards[5.0][0] + 0.3 and rewards[5.0][-1] > -0.2
@@ -37,15 +37,49 @@ def test_the_co_player_learns_to_defect_against_a_defector_within_the_meta_traje
 def test_one_compiled_meta_update_runs_and_is_finite():
     config = ShapingConfig(**SMALL, rule="m-fos")
     update, optimizer = make_meta_update(config)
-    logits = jnp.zeros((6, 5))
+    logits = init_logits(config)
     (logits, _), metrics = update((logits, optimizer.init(logits)), jax.random.PRNGKey(0))
+    assert logits.shape == (1, 6, 5)
     assert np.isfinite(np.asarray(logits)).all() and float(jnp.abs(logits).sum()) > 0
-    assert set(metrics) == {"meta_reward", "naive_reward"}
+    assert set(metrics) == set(METRICS + COOPERATION)
+    assert np.isnan(metrics["meta_vs_meta_reward"])  # no meta opponent at p_naive 1
+
+
+def test_against_a_fixed_meta_opponent_the_co_player_does_not_learn():
+    """A meta opponent plays its own logits in every episode: its cooperation per episode stays at its
+    policy's, whatever the naive learning rate; and the pool's gradient does not flow into it."""
+    config = ShapingConfig(episode_length=5, episodes=8, batch_size=16, naive_learning_rate=50.0)
+    run = jax.jit(make_meta_trajectory(config))
+    meta = jnp.full((8, 5), -20.0)  # always defect: a naive learner would learn to defect too
+    opponent = jnp.full((8, 5), 20.0)  # always cooperate
+    games = jax.vmap(lambda k: run(meta, jnp.zeros(5), k, opponent, False))(jax.random.split(jax.random.PRNGKey(2), 8))
+    assert bool(jnp.all(games["co_cooperated"])) and not bool(jnp.any(games["cooperated"]))
+    np.testing.assert_allclose(games["rewards"], 2.0)  # DC every step
+    # A pool of two, meta opponents only: both agents learn from their games (the start logit of the
+    # first episode is seen in every game), though each plays only the other.
+    config = ShapingConfig(episode_length=2, episodes=3, batch_size=4, meta_batch=4, population=2, p_naive=0.0)
+    update, optimizer = make_meta_update(config)
+    pool = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 5))
+    (new, _), metrics = update((pool, optimizer.init(pool)), jax.random.PRNGKey(5))
+    assert np.isnan(metrics["meta_reward"]) and np.isfinite(metrics["meta_vs_meta_reward"])
+    assert bool(jnp.all(jnp.abs(new - pool)[:, 0, 0] > 0.04))  # Adam's first step: lr 0.05 in size
+
+
+def test_the_opponent_type_is_drawn_with_p_naive():
+    config = ShapingConfig(episode_length=2, episodes=2, batch_size=2, meta_batch=64, population=3, p_naive=0.75)
+    out = train_shaping(config, seeds=[0, 1], updates=4, log_every=2, progress=False)
+    assert out["meta_reward"].shape == (2, 2) and out["meta_cooperation"].shape == (2, 2, 2)
+    assert out["logits"].shape == (2, 3, 2, 5)
+    assert np.isfinite(out["meta_vs_meta_reward"]).all()  # both kinds played in every block
+    with pytest.raises(ValueError, match="whole number of log_every blocks"):
+        train_shaping(config, updates=5, log_every=2, progress=False)
 
 
 @pytest.mark.parametrize("options, message", [
     (dict(rule="lola"), "unknown rule 'lola'"), (dict(batch_size=0), "batch_size must be an integer >= 1"),
-    (dict(naive_learning_rate=-1.0), "naive_learning_rate must be a positive number")])
+    (dict(naive_learning_rate=-1.0), "naive_learning_rate must be a positive number"),
+    (dict(p_naive=1.5), "p_naive must be a probability in \\[0, 1\\]; got 1.5"),
+    (dict(population=0), "population must be an integer >= 1")])
 def test_bad_settings_name_themselves(options, message):
     with pytest.raises(ValueError, match=message):
         ShapingConfig(**options)

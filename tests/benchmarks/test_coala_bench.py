@@ -1,0 +1,57 @@
+"""``cocoa bench coala``: the records of results.json, the claims rows, resuming."""
+
+import json
+
+import pytest
+
+from cocoa.benchmarks import coala
+
+
+def test_a_small_suite_writes_its_records_and_claims_and_resumes(tmp_path, monkeypatch):
+    runs = [run for run in coala.default_runs(updates=4, seeds=(0, 1), sizes=(2, 3, 2), log_every=2)
+            if run.name in ("shaping-tabular-coala-p1", "mixed-tabular-coala-p0.75")]
+    report = coala.run_suite(tmp_path, runs, progress=False)
+    records = json.loads((tmp_path / "results.json").read_text())
+    assert [r["name"] for r in records] == [r.name for r in runs]
+    shaping, mixed = records
+    for record in records:
+        for field in ("setting", "rule", "policy", "p_naive", "seeds", "meta_reward", "naive_reward",
+                      "meta_vs_meta_reward", "meta_cooperation"):
+            assert field in record
+        assert record["seeds"] == [0, 1] and len(record["meta_cooperation"]) == 3  # one per inner episode
+    assert shaping["setting"] == "shaping" and shaping["meta_vs_meta_reward"] is None  # never played: null
+    assert mixed["p_naive"] == 0.75 and -1.0 <= mixed["meta_vs_meta_reward"] <= 2.0
+    rows = json.loads((tmp_path / "claims.json").read_text())
+    assert len(rows) == 5 and {r["status"] for r in rows} <= {"pass", "fail", "not run"}
+    assert rows[2]["status"] == "not run"  # the pool without naive learners was not in this suite
+    assert "## Claims" in report.read_text() and (tmp_path / "curves.png").exists()
+
+    # A rerun trains nothing: every finished run is read back.
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(coala, "train_shaping", refuse)
+    coala.run_suite(tmp_path, runs, progress=False)
+    assert json.loads((tmp_path / "results.json").read_text()) == records
+
+
+def test_the_claims_pass_and_fail_on_their_thresholds():
+    def record(setting, rule, p, meta=0.0, naive=0.0, mvm=0.0, policy="tabular"):
+        return {"setting": setting, "rule": rule, "p_naive": p, "policy": policy, "meta_reward": meta,
+                "naive_reward": naive, "meta_vs_meta_reward": mvm}
+
+    records = [record("shaping", "coala", 1.0, 1.1, 0.2), record("shaping", "m-fos", 1.0, 0.24),
+               record("shaping", "batch-unaware", 1.0, 0.9)]
+    rows = coala.claims(records)
+    assert rows[0]["status"] == "fail"  # batch-unaware within 0.3 of COALA
+    records[2]["meta_reward"] = 0.2
+    assert coala.claims(records)[0]["status"] == "pass"
+    assert [r["status"] for r in coala.claims(records)[1:]] == ["not run"] * 4
+
+
+def test_the_cli_knows_the_suite():
+    from cocoa.benchmarks import suites
+
+    assert "coala" in suites.names()
+    with pytest.raises(ValueError, match="known suites: .*coala"):
+        suites.get("nope")
