@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
+import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -34,6 +35,7 @@ from cocoa.agents.coala import RULES, rule_returns
 from cocoa.envs.base import check_integer
 from cocoa.envs.ipd import COOPERATE, DEFECT, NUM_OBSERVATIONS, IteratedPrisonersDilemma
 
+POLICIES = ("tabular", "gru")
 METRICS = ("meta_reward", "naive_reward", "meta_vs_meta_reward")
 COOPERATION = ("meta_cooperation", "naive_cooperation", "meta_vs_meta_cooperation")  # per inner episode
 
@@ -47,6 +49,10 @@ class ShapingConfig:
     batch_size: int = 16  # B
     meta_batch: int = 32  # independent co-players per meta agent and update
     rule: str = "coala"
+    # "tabular": logits per (inner-episode index, observation); "gru": a GRU over the whole
+    # meta-trajectory, its state kept across inner episodes and reset only at the start.
+    policy: str = "tabular"
+    hidden_size: int = 32  # the GRU's width
     population: int = 1  # meta agents, updated together
     p_naive: float = 1.0  # the probability that a co-player is naive, else another meta agent of the pool
     # Per opponent type, over the pool's whole batch: the weights' mean subtracted, divided by their std.
@@ -58,7 +64,9 @@ class ShapingConfig:
     reward_scale: float = 0.05  # the naive learner's rewards, as in the paper
 
     def __post_init__(self):
-        for name in ("episode_length", "episodes", "batch_size", "meta_batch", "population"):
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown policy {self.policy!r}; known policies: {', '.join(POLICIES)}")
+        for name in ("episode_length", "episodes", "batch_size", "meta_batch", "population", "hidden_size"):
             check_integer(name, getattr(self, name), 1)
         if self.rule not in RULES:
             raise ValueError(f"unknown rule {self.rule!r}; known rules: {', '.join(RULES)}")
@@ -75,33 +83,81 @@ class ShapingConfig:
         return self.population * self.meta_batch * self.batch_size * self.episodes * self.episode_length
 
 
-def _play_episode(env, meta_logits, co_logits, key, config: ShapingConfig):
-    """B games of one inner episode, (B, T) each: the meta agent's log-probs, rewards and cooperation,
-    and the co-player's observation indices, cooperation and rewards."""
+@dataclasses.dataclass(frozen=True)
+class MetaPolicy:
+    """A meta agent's policy over the meta-trajectory: ``init(key)`` -> params; ``initial_state(batch)``;
+    ``apply(params, state, seen (B,), episode ())`` -> (logit of cooperating (B,), state). The state
+    is reset only at the meta-trajectory's start (``initial_state``), never at an inner episode's."""
+
+    init: Callable
+    initial_state: Callable
+    apply: Callable
+
+
+def tabular_policy(config: ShapingConfig) -> MetaPolicy:
+    """Logits per (inner-episode index, observation), starting at 0 (cooperate with probability 1/2)."""
+    return MetaPolicy(init=lambda key: jnp.zeros((config.episodes, NUM_OBSERVATIONS)),
+                      initial_state=lambda batch: jnp.zeros((batch, 0)),
+                      apply=lambda params, state, seen, episode: (params[episode, seen], state))
+
+
+def gru_policy(config: ShapingConfig) -> MetaPolicy:
+    """A haiku GRU of width ``hidden_size`` over the observations (one-hot, 5) of the whole
+    meta-trajectory, with a zero-initialised linear readout: it starts at P(cooperate) = 1/2 and
+    can tell the inner episodes and its co-player apart only from what it has seen."""
+
+    def forward(state, seen):
+        inputs = jax.nn.one_hot(seen, NUM_OBSERVATIONS)
+        output, state = hk.GRU(config.hidden_size)(inputs, state)
+        return hk.Linear(1, w_init=jnp.zeros, name="policy_head")(output)[:, 0], state
+
+    network = hk.without_apply_rng(hk.transform(forward))
+    initial_state = lambda batch: jnp.zeros((batch, config.hidden_size))
+    return MetaPolicy(init=lambda key: network.init(key, initial_state(1), jnp.zeros(1, jnp.int32)),
+                      initial_state=initial_state,
+                      apply=lambda params, state, seen, episode: network.apply(params, state, seen))
+
+
+def make_policy(config: ShapingConfig) -> MetaPolicy:
+    return {"tabular": tabular_policy, "gru": gru_policy}[config.policy](config)
+
+
+def _play_episode(env, policy, meta_params, opponent_params, naive_logits, is_naive, states, episode, key,
+                  config: ShapingConfig):
+    """B games of one inner episode: the policies' states after it, and (B, T) each of the meta
+    agent's log-probs, rewards and cooperation, and the co-player's observation indices, cooperation
+    and rewards. The co-player is naive (memory-1 ``naive_logits``) where ``is_naive``, else the
+    meta policy with ``opponent_params``."""
     batch = config.batch_size
-    observations, state = jax.vmap(lambda _: env.reset())(jnp.arange(batch))
+    observations, env_state = jax.vmap(lambda _: env.reset())(jnp.arange(batch))
 
     def step(carry, key):
-        observations, state = carry
+        observations, env_state, (meta_state, opponent_state) = carry
         seen = jnp.argmax(observations, axis=-1)  # (B, 2) observation index of each player
-        logits = jnp.stack([meta_logits[seen[:, 0]], co_logits[seen[:, 1]]], axis=-1)  # (B, 2)
+        meta_logit, meta_state = policy.apply(meta_params, meta_state, seen[:, 0], episode)
+        opponent_logit, opponent_state = policy.apply(opponent_params, opponent_state, seen[:, 1], episode)
+        co_logit = jnp.where(is_naive, naive_logits[seen[:, 1]], opponent_logit)
+        logits = jnp.stack([meta_logit, co_logit], axis=-1)  # (B, 2)
         cooperate = jax.random.uniform(key, (batch, 2)) < jax.nn.sigmoid(logits)
         actions = jnp.where(cooperate, COOPERATE, DEFECT)
         log_probs = jnp.where(cooperate, jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits))
-        observations, state, rewards, _ = jax.vmap(env.step)(state, actions)
-        return (observations, state), (log_probs[:, 0], rewards[:, 0], cooperate[:, 0], seen[:, 1], cooperate[:, 1],
-                                       rewards[:, 1])
+        observations, env_state, rewards, _ = jax.vmap(env.step)(env_state, actions)
+        return (observations, env_state, (meta_state, opponent_state)), (
+            log_probs[:, 0], rewards[:, 0], cooperate[:, 0], seen[:, 1], cooperate[:, 1], rewards[:, 1])
 
-    _, outputs = jax.lax.scan(step, (observations, state), jax.random.split(key, config.episode_length))
-    return tuple(jnp.swapaxes(x, 0, 1) for x in outputs)  # (T, B) -> (B, T)
+    (_, _, states), outputs = jax.lax.scan(step, (observations, env_state, states),
+                                           jax.random.split(key, config.episode_length))
+    return states, tuple(jnp.swapaxes(x, 0, 1) for x in outputs)  # (T, B) -> (B, T)
 
 
-def make_meta_trajectory(config: ShapingConfig) -> Callable:
-    """(meta logits (M, 5), naive start logits (5,), key, opponent logits (M, 5), is_naive) -> dict of
-    (B, M T) arrays: the meta agent's ``log_probs``, ``rewards`` and ``cooperated``, the co-player's
+def make_meta_trajectory(config: ShapingConfig, policy: MetaPolicy | None = None) -> Callable:
+    """(meta params, naive start logits (5,), key, opponent params, is_naive) -> dict of (B, M T)
+    arrays: the meta agent's ``log_probs``, ``rewards`` and ``cooperated``, the co-player's
     ``co_rewards`` and ``co_cooperated``. One meta-trajectory against one co-player: a naive learner
-    from the start logits where ``is_naive``, else the fixed opponent logits (another meta agent)."""
+    from the start logits where ``is_naive``, else the meta policy with the (fixed) opponent params.
+    With the tabular policy the params are logits (M, 5). ``policy``: the config's by default."""
     env = IteratedPrisonersDilemma(episode_length=config.episode_length)
+    policy = make_policy(config) if policy is None else policy
 
     def naive_objective(naive_logits, seen, cooperated, rewards):
         """The co-player's REINFORCE surrogate on its B episodes (Monte-Carlo returns, batch-mean baseline)."""
@@ -111,19 +167,21 @@ def make_meta_trajectory(config: ShapingConfig) -> Callable:
         advantages = returns - jnp.mean(returns, axis=0, keepdims=True)
         return jnp.mean(jnp.sum(log_probs * advantages, axis=1))
 
-    def run(meta_logits, naive_logits, key, opponent_logits, is_naive):
-        def episode(naive_logits, inputs):
-            logits, opponent, key = inputs
-            co_logits = jnp.where(is_naive, naive_logits, opponent)
-            log_probs, rewards, cooperated, seen, co_cooperated, co_rewards = _play_episode(
-                env, logits, co_logits, key, config)
+    def run(meta_params, naive_logits, key, opponent_params, is_naive):
+        def episode(carry, inputs):
+            naive_logits, states = carry
+            index, key = inputs
+            states, (log_probs, rewards, cooperated, seen, co_cooperated, co_rewards) = _play_episode(
+                env, policy, meta_params, opponent_params, naive_logits, is_naive, states, index, key, config)
             # The naive co-player's step on its own B episodes, from the games just played.
             gradient = jax.grad(naive_objective)(naive_logits, seen, co_cooperated, co_rewards)
-            return naive_logits + config.naive_learning_rate * gradient, (
-                log_probs, rewards, cooperated, co_rewards, co_cooperated)
+            naive_logits = naive_logits + config.naive_learning_rate * gradient
+            return (naive_logits, states), (log_probs, rewards, cooperated, co_rewards, co_cooperated)
 
-        _, outputs = jax.lax.scan(episode, naive_logits,
-                                  (meta_logits, opponent_logits, jax.random.split(key, config.episodes)))
+        # The policies' states start once per meta-trajectory and persist across its inner episodes.
+        states = (policy.initial_state(config.batch_size), policy.initial_state(config.batch_size))
+        _, outputs = jax.lax.scan(episode, (naive_logits, states),
+                                  (jnp.arange(config.episodes), jax.random.split(key, config.episodes)))
         names = ("log_probs", "rewards", "cooperated", "co_rewards", "co_cooperated")
         # (M, B, T) -> (B, M T)
         return {name: jnp.swapaxes(x, 0, 1).reshape(config.batch_size, -1) for name, x in zip(names, outputs)}
@@ -131,9 +189,11 @@ def make_meta_trajectory(config: ShapingConfig) -> Callable:
     return run
 
 
-def init_logits(config: ShapingConfig) -> jax.Array:
-    """The pool's starting logits, (population, M, 5): zeros, cooperating with probability 1/2."""
-    return jnp.zeros((config.population, config.episodes, NUM_OBSERVATIONS))
+def init_params(config: ShapingConfig, key=None):
+    """The pool's starting params, each leaf with a leading population axis; the tabular policy's are
+    logits (population, M, 5), all zero (cooperate with probability 1/2)."""
+    key = jax.random.PRNGKey(0) if key is None else key
+    return jax.vmap(make_policy(config).init)(jax.random.split(key, config.population))
 
 
 def _masked_mean(values, mask, axis=None):
@@ -152,24 +212,24 @@ def _normalize(weights, mask):
 
 
 def make_meta_update(config: ShapingConfig) -> tuple[Callable, optax.GradientTransformation]:
-    """((pool logits (P, M, 5), optimiser state), key) -> ((pool logits, optimiser state), metrics): one
+    """((pool params, optimiser state), key) -> ((pool params, optimiser state), metrics): one
     jitted update of the pool (module docstring). Metrics: the rewards per step of ``METRICS`` (NaN
     where no game of that kind was played) and the cooperation per inner episode, (M,), of ``COOPERATION``."""
     run = make_meta_trajectory(config)
     optimizer = optax.adam(config.meta_learning_rate)
     pool, slots, steps = config.population, config.meta_batch, config.episode_length
 
-    def surrogate(pool_logits, key):
+    def surrogate(pool_params, key):
         type_key, opponent_key, play_key = jax.random.split(key, 3)
         is_naive = jax.random.uniform(type_key, (pool, slots)) < config.p_naive
         # Another meta agent of the pool (the agent itself when it is alone).
         offsets = jax.random.randint(opponent_key, (pool, slots), 1, max(pool, 2)) if pool > 1 else 0
         opponents = (jnp.arange(pool)[:, None] + offsets) % pool * jnp.ones((pool, slots), jnp.int32)
-        opponent_logits = jax.lax.stop_gradient(pool_logits)[opponents]  # (P, K, M, 5)
+        opponent_params = jax.tree.map(lambda x: jax.lax.stop_gradient(x)[opponents], pool_params)  # (P, K, ...)
         keys = jax.random.split(play_key, pool * slots).reshape(pool, slots, -1)
         naive_start = jnp.zeros(NUM_OBSERVATIONS)
         play = jax.vmap(jax.vmap(run, (None, None, 0, 0, 0)), (0, None, 0, 0, 0))
-        games = play(pool_logits, naive_start, keys, opponent_logits, is_naive)  # each (P, K, B, M T)
+        games = play(pool_params, naive_start, keys, opponent_params, is_naive)  # each (P, K, B, M T)
         by_rule = jax.vmap(jax.vmap(lambda r: rule_returns(r, steps, config.rule)))
         unaware = jax.vmap(jax.vmap(lambda r: rule_returns(r, steps, "batch-unaware")))
         naive = is_naive[:, :, None, None]
@@ -194,10 +254,10 @@ def make_meta_update(config: ShapingConfig) -> tuple[Callable, optax.GradientTra
         return -objective, metrics
 
     def update(carry, key):
-        pool_logits, opt_state = carry
-        gradient, metrics = jax.grad(surrogate, has_aux=True)(pool_logits, key)
-        updates, opt_state = optimizer.update(gradient, opt_state, pool_logits)
-        return (optax.apply_updates(pool_logits, updates), opt_state), metrics
+        pool_params, opt_state = carry
+        gradient, metrics = jax.grad(surrogate, has_aux=True)(pool_params, key)
+        updates, opt_state = optimizer.update(gradient, opt_state, pool_params)
+        return (optax.apply_updates(pool_params, updates), opt_state), metrics
 
     return jax.jit(update), optimizer
 
@@ -208,7 +268,7 @@ def train_shaping(config: ShapingConfig, *, seeds=(0,), updates: int = 2000, log
     of ``log_every`` updates.
 
     Returns: ``update`` (N,), the last update of each block; for each of ``METRICS`` (seeds, N); for
-    each of ``COOPERATION`` (seeds, N, M); and ``logits``, the final pools (seeds, P, M, 5).
+    each of ``COOPERATION`` (seeds, N, M); and ``params``, the final pools (leaves (seeds, P, ...)).
     """
     check_integer("updates", updates, 1)
     check_integer("log_every", log_every, 1)
@@ -227,11 +287,11 @@ def train_shaping(config: ShapingConfig, *, seeds=(0,), updates: int = 2000, log
         carry, metrics = jax.lax.scan(one, carry, keys)
         return carry, jax.tree.map(lambda x: jnp.nanmean(x, axis=0), metrics)
 
-    logits = jnp.stack([init_logits(config)] * len(seeds))
-    carry = (logits, jax.vmap(optimizer.init)(logits))
+    params = jax.vmap(lambda k: init_params(config, k))(jnp.stack([jax.random.PRNGKey(s) for s in seeds]))
+    carry = (params, jax.vmap(optimizer.init)(params))
     seed_keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     history = []
-    bar = tqdm(total=updates, desc=f"shaping {config.rule} p_naive={config.p_naive}", disable=not progress, unit="update")
+    bar = tqdm(total=updates, desc=f"shaping {config.policy} {config.rule} p_naive={config.p_naive}", disable=not progress, unit="update")
     for start in range(0, updates, log_every):
         keys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, start), log_every))(seed_keys)
         carry, metrics = block(carry, jnp.swapaxes(keys, 0, 1))
@@ -241,7 +301,7 @@ def train_shaping(config: ShapingConfig, *, seeds=(0,), updates: int = 2000, log
     out = {"update": np.arange(log_every, updates + 1, log_every)}
     for name in METRICS + COOPERATION:
         out[name] = np.stack([h[name] for h in history], axis=1)
-    out["logits"] = np.asarray(carry[0])
+    out["params"] = jax.device_get(carry[0])
     return out
 
 

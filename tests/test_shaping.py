@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cocoa.shaping import COOPERATION, METRICS, ShapingConfig, init_logits, make_meta_trajectory, make_meta_update, train_shaping
+from cocoa.shaping import COOPERATION, METRICS, ShapingConfig, init_params, make_meta_trajectory, make_meta_update, train_shaping
 
 SMALL = dict(episode_length=4, episodes=6, batch_size=8, meta_batch=4)
 
@@ -37,7 +37,7 @@ def test_the_co_player_learns_to_defect_against_a_defector_within_the_meta_traje
 def test_one_compiled_meta_update_runs_and_is_finite():
     config = ShapingConfig(**SMALL, rule="m-fos")
     update, optimizer = make_meta_update(config)
-    logits = init_logits(config)
+    logits = init_params(config)
     (logits, _), metrics = update((logits, optimizer.init(logits)), jax.random.PRNGKey(0))
     assert logits.shape == (1, 6, 5)
     assert np.isfinite(np.asarray(logits)).all() and float(jnp.abs(logits).sum()) > 0
@@ -69,7 +69,7 @@ def test_the_opponent_type_is_drawn_with_p_naive():
     config = ShapingConfig(episode_length=2, episodes=2, batch_size=2, meta_batch=64, population=3, p_naive=0.75)
     out = train_shaping(config, seeds=[0, 1], updates=4, log_every=2, progress=False)
     assert out["meta_reward"].shape == (2, 2) and out["meta_cooperation"].shape == (2, 2, 2)
-    assert out["logits"].shape == (2, 3, 2, 5)
+    assert out["params"].shape == (2, 3, 2, 5)
     assert np.isfinite(out["meta_vs_meta_reward"]).all()  # both kinds played in every block
     with pytest.raises(ValueError, match="whole number of log_every blocks"):
         train_shaping(config, updates=5, log_every=2, progress=False)
@@ -79,7 +79,35 @@ def test_the_opponent_type_is_drawn_with_p_naive():
     (dict(rule="lola"), "unknown rule 'lola'"), (dict(batch_size=0), "batch_size must be an integer >= 1"),
     (dict(naive_learning_rate=-1.0), "naive_learning_rate must be a positive number"),
     (dict(p_naive=1.5), "p_naive must be a probability in \\[0, 1\\]; got 1.5"),
-    (dict(population=0), "population must be an integer >= 1")])
+    (dict(population=0), "population must be an integer >= 1"), (dict(policy="lstm"), "unknown policy .lstm.; known policies: tabular, gru")])
 def test_bad_settings_name_themselves(options, message):
     with pytest.raises(ValueError, match=message):
         ShapingConfig(**options)
+
+
+def test_the_policy_state_starts_once_per_meta_trajectory_and_persists_across_inner_episodes():
+    """A policy whose state counts its steps and whose logit is -1 + 0.01 x that count: the logits
+    read back from the log-probs run -1, -0.99, ... over the whole meta-trajectory, for both the
+    meta agent and a meta opponent, never restarting at an inner episode."""
+    from cocoa.shaping import MetaPolicy
+
+    counting = MetaPolicy(init=lambda key: jnp.zeros(()), initial_state=lambda batch: jnp.zeros(batch),
+                          apply=lambda params, state, seen, episode: (-1.0 + 0.01 * state + params, state + 1.0))
+    config = ShapingConfig(episode_length=3, episodes=4, batch_size=2)
+    games = jax.jit(make_meta_trajectory(config, counting))(jnp.zeros(()), jnp.zeros(5), jax.random.PRNGKey(0),
+                                                            jnp.zeros(()), False)
+    p = np.exp(np.asarray(games["log_probs"], np.float64))
+    p = np.where(np.asarray(games["cooperated"]), p, 1 - p)
+    np.testing.assert_allclose(np.log(p / (1 - p)), np.broadcast_to(-1 + 0.01 * np.arange(12), (2, 12)), atol=1e-4)
+
+
+def test_a_gru_meta_update_runs_and_moves_the_policy():
+    config = ShapingConfig(**SMALL, policy="gru", hidden_size=8)
+    update, optimizer = make_meta_update(config)
+    params = init_params(config)
+    head = params["policy_head"]["w"]
+    assert float(jnp.abs(head).sum()) == 0.0  # zero readout: P(cooperate) = 1/2 at the start
+    (params, _), metrics = update((params, optimizer.init(params)), jax.random.PRNGKey(0))
+    assert float(jnp.abs(params["policy_head"]["w"]).sum()) > 0
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params))
+    assert np.isfinite(metrics["meta_reward"])
