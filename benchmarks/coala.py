@@ -172,6 +172,8 @@ def _figures(records: list[dict], out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     sampled = [r for r in records if not r["exact"]]
+    seeds = sorted({len(r["seeds"]) for r in sampled})
+    seeds = "/".join(map(str, seeds)) + " seeds, mean"
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for r in sampled:
         if r["setting"] == "shaping":
@@ -180,7 +182,7 @@ def _figures(records: list[dict], out: Path) -> list[str]:
         elif r["p_naive"] > 0:
             axes[1].plot(r["update"], r["meta_vs_meta_reward_curve"], label=f"{r['rule']} meta vs meta")
     for ax, title in zip(axes, ("Shaping naive learners", "Mixed pool, p_naive 0.75")):
-        ax.set(xlabel="meta update", ylabel="reward per step", title=f"IPD, tabular meta agents: {title}")
+        ax.set(xlabel="meta update", ylabel="reward per step", title=f"IPD, tabular meta agents: {title} ({seeds})")
         ax.axhline(1.0, color="grey", lw=0.5)
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -193,7 +195,7 @@ def _figures(records: list[dict], out: Path) -> list[str]:
             ax.plot(np.arange(1, len(r["naive_cooperation"]) + 1), r["naive_cooperation"], "--",
                     label=f"{r['rule']} naive")
     ax.set(xlabel="inner episode of the meta-trajectory", ylabel="P(cooperate)",
-           title="IPD shaping: cooperation within a meta-trajectory (last updates)")
+           title=f"IPD shaping: cooperation within a meta-trajectory ({seeds})")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "cooperation.png", dpi=110)

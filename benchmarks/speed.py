@@ -135,6 +135,20 @@ def oracle_seconds(mdp: TabularMDP, repeats: int) -> float:
     return _best_time(lambda: oracle.policy_gradient(mdp, logits, epsilon=0.05), repeats)
 
 
+def shaping_throughput(policy: str, updates: int, repeats: int) -> float:
+    """Env-steps/s (joint actions) of the co-player shaping runner at the COALA paper's IPD sizes
+    (T 10, M 20, B 16), meta-batch 32, one compiled meta update per call, after compilation."""
+    from cocoa.shaping import ShapingConfig, init_params, make_meta_update
+
+    config = ShapingConfig(policy=policy)
+    update, optimizer = make_meta_update(config)
+    params = init_params(config)
+    carry = (params, optimizer.init(params))
+    run = jax.jit(lambda carry, keys: jax.lax.scan(update, carry, keys)[0])
+    keys = jax.random.split(jax.random.PRNGKey(0), updates)
+    return config.steps_per_update * updates / _best_time(lambda: run(carry, keys), repeats)
+
+
 def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
 
@@ -144,10 +158,10 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure (best is kept)")
     parser.add_argument("--updates", type=int, default=500, help="updates per timed training segment")
     parser.add_argument("--only", nargs="*", default=None,
-                        choices=["rollout", "vector", "training", "estimators", "oracle"], help="run only these sections")
+                        choices=["rollout", "vector", "training", "estimators", "shaping", "oracle"], help="run only these sections")
     parser.add_argument("--slow", action="store_true", help="include HCA-state at L=103 (all B T^2 pairs)")
     args = parser.parse_args(argv)
-    sections = set(args.only or ["rollout", "vector", "training", "estimators", "oracle"])
+    sections = set(args.only or ["rollout", "vector", "training", "estimators", "shaping", "oracle"])
     rows: list[tuple[str, str, str]] = []
 
     def add(name, value, target=""):
@@ -194,6 +208,11 @@ def main(argv=None):
             floor = hindsight_output_layer_seconds(length, args.repeats)
             add(f"COCOA-reward L={length}: its hindsight output layer's matmuls alone (x REINFORCE update)",
                 f"{floor * baseline:.2f}x", "floor of the row above")
+    if "shaping" in sections:
+        add("IPD shaping runner, tabular meta policy, T 10 M 20 B 16, meta-batch 32 (env-steps/s)",
+            f"{shaping_throughput('tabular', 50, args.repeats):,.0f}", ">= 5,000,000")
+        add("IPD shaping runner, GRU meta policy (width 32), same sizes (env-steps/s)",
+            f"{shaping_throughput('gru', 5, args.repeats):,.0f}")
     if "oracle" in sections:
         mdp = envs.make("LinearKeyToDoor-v0", length=103).tabular_mdp()
         add("oracle policy gradient, key-to-door L=103 (s)", f"{oracle_seconds(mdp, args.repeats):.4f}", "< 1 s")
