@@ -10,7 +10,7 @@ import pytest
 from cocoa.envs.cleanup_lite import DOWN, LEFT, NOOP, RIGHT, UP, ZAP, CleanUpLite, CleanUpState
 
 ENV = CleanUpLite()
-KEYS = jax.random.split(jax.random.PRNGKey(0), 3000)
+KEYS = jax.random.split(jax.random.PRNGKey(0), 1500)
 
 
 def _state(positions, dirt=(0, 0, 0, 0, 0), apples=(0, 0, 0, 0, 0), frozen=(0, 0), time=0):
@@ -42,7 +42,7 @@ def test_dirt_spawns_on_a_free_river_cell_with_its_probability():
     assert set(spawned) <= {0, 1}
     assert abs(spawned.mean() - 0.35) < 4 * np.sqrt(0.35 * 0.65 / len(KEYS))
     where = dirt[spawned == 1][:, [1, 3, 4]].mean(0)  # uniform over the three free cells
-    np.testing.assert_allclose(where, 1 / 3, atol=0.05)
+    np.testing.assert_allclose(where, 1 / 3, atol=0.08)
 
 
 @pytest.mark.parametrize("dirt_cells", [0, 1, 2, 3, 4])
