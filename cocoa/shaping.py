@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from cocoa.agents.coala import RULES, rule_returns
 from cocoa.envs.base import check_integer
+from cocoa.envs import ipd
 from cocoa.envs.ipd import COOPERATE, DEFECT, NUM_OBSERVATIONS, IteratedPrisonersDilemma
 
 POLICIES = ("tabular", "gru")
@@ -318,8 +319,6 @@ def train_analytic_pool(*, population: int = 4, p_naive: float = 0.75, updates: 
     Returns: ``logits`` (P, 5), ``meta_reward`` and ``naive_reward`` (per step, along the naive
     learner's trajectory, pool mean) and ``meta_vs_meta_reward`` (pool mean over ordered pairs i != j).
     """
-    from cocoa.envs import ipd
-
     check_integer("population", population, 2 if p_naive < 1 else 1, why=" (meta opponents need another agent)")
     check_integer("updates", updates, 1)
     if not 0 <= p_naive <= 1:
