@@ -213,6 +213,8 @@ def main(argv=None):
             f"{shaping_throughput('tabular', 50, args.repeats):,.0f}", ">= 5,000,000")
         add("IPD shaping runner, GRU meta policy (width 32), same sizes (env-steps/s)",
             f"{shaping_throughput('gru', 5, args.repeats):,.0f}")
+        add("IPD shaping runner, Hawk meta policy (one RG-LRU block, width 32), same sizes (env-steps/s)",
+            f"{shaping_throughput('hawk', 5, args.repeats):,.0f}")
     if "oracle" in sections:
         mdp = envs.make("LinearKeyToDoor-v0", length=103).tabular_mdp()
         add("oracle policy gradient, key-to-door L=103 (s)", f"{oracle_seconds(mdp, args.repeats):.4f}", "< 1 s")

@@ -33,10 +33,11 @@ from tqdm.auto import tqdm
 
 from cocoa.agents.coala import RULES, rule_returns
 from cocoa.envs.base import check_integer
+from cocoa.hawk import HawkBlock
 from cocoa.envs import ipd
 from cocoa.envs.ipd import COOPERATE, DEFECT, NUM_OBSERVATIONS, IteratedPrisonersDilemma
 
-POLICIES = ("tabular", "gru")
+POLICIES = ("tabular", "gru", "hawk")
 METRICS = ("meta_reward", "naive_reward", "meta_vs_meta_reward")
 COOPERATION = ("meta_cooperation", "naive_cooperation", "meta_vs_meta_cooperation")  # per inner episode
 
@@ -51,9 +52,10 @@ class ShapingConfig:
     meta_batch: int = 32  # independent co-players per meta agent and update
     rule: str = "coala"
     # "tabular": logits per (inner-episode index, observation); "gru": a GRU over the whole
-    # meta-trajectory, its state kept across inner episodes and reset only at the start.
+    # meta-trajectory, its state kept across inner episodes and reset only at the start; "hawk":
+    # the same with one residual Hawk block (RG-LRU) in place of the GRU, the paper's choice.
     policy: str = "tabular"
-    hidden_size: int = 32  # the GRU's width
+    hidden_size: int = 32  # the GRU's or the Hawk block's width
     population: int = 1  # meta agents, updated together
     p_naive: float = 1.0  # the probability that a co-player is naive, else another meta agent of the pool
     # Per opponent type, over the pool's whole batch: the weights' mean subtracted, divided by their std.
@@ -119,8 +121,24 @@ def gru_policy(config: ShapingConfig) -> MetaPolicy:
                       apply=lambda params, state, seen, episode: network.apply(params, state, seen))
 
 
+def hawk_policy(config: ShapingConfig) -> MetaPolicy:
+    """A linear embedding of the observations (one-hot, 5) to width ``hidden_size``, one residual
+    Hawk block (``cocoa.hawk``) over the whole meta-trajectory, a zero-initialised linear readout."""
+
+    def forward(state, seen):
+        inputs = hk.Linear(config.hidden_size, name="embed")(jax.nn.one_hot(seen, NUM_OBSERVATIONS))
+        output, state = HawkBlock(config.hidden_size)(inputs, state)
+        return hk.Linear(1, w_init=jnp.zeros, name="policy_head")(output)[:, 0], state
+
+    network = hk.without_apply_rng(hk.transform(forward))
+    initial_state = lambda batch: HawkBlock.initial_state(batch, config.hidden_size)
+    return MetaPolicy(init=lambda key: network.init(key, initial_state(1), jnp.zeros(1, jnp.int32)),
+                      initial_state=initial_state,
+                      apply=lambda params, state, seen, episode: network.apply(params, state, seen))
+
+
 def make_policy(config: ShapingConfig) -> MetaPolicy:
-    return {"tabular": tabular_policy, "gru": gru_policy}[config.policy](config)
+    return {"tabular": tabular_policy, "gru": gru_policy, "hawk": hawk_policy}[config.policy](config)
 
 
 def _play_episode(env, policy, meta_params, opponent_params, naive_logits, is_naive, states, episode, key,

@@ -79,7 +79,7 @@ def test_the_opponent_type_is_drawn_with_p_naive():
     (dict(rule="lola"), "unknown rule 'lola'"), (dict(batch_size=0), "batch_size must be an integer >= 1"),
     (dict(naive_learning_rate=-1.0), "naive_learning_rate must be a positive number"),
     (dict(p_naive=1.5), "p_naive must be a probability in \\[0, 1\\]; got 1.5"),
-    (dict(population=0), "population must be an integer >= 1"), (dict(policy="lstm"), "unknown policy .lstm.; known policies: tabular, gru")])
+    (dict(population=0), "population must be an integer >= 1"), (dict(policy="lstm"), "unknown policy .lstm.; known policies: tabular, gru, hawk")])
 def test_bad_settings_name_themselves(options, message):
     with pytest.raises(ValueError, match=message):
         ShapingConfig(**options)
@@ -101,13 +101,14 @@ def test_the_policy_state_starts_once_per_meta_trajectory_and_persists_across_in
     np.testing.assert_allclose(np.log(p / (1 - p)), np.broadcast_to(-1 + 0.01 * np.arange(12), (2, 12)), atol=1e-4)
 
 
-def test_a_gru_meta_update_runs_and_moves_the_policy():
-    config = ShapingConfig(**SMALL, policy="gru", hidden_size=8)
+@pytest.mark.parametrize("policy", ["gru", "hawk"])
+def test_a_sequence_meta_update_runs_and_moves_the_policy(policy):
+    config = ShapingConfig(**SMALL, policy=policy, hidden_size=8)
     update, optimizer = make_meta_update(config)
     params = init_params(config)
-    head = params["policy_head"]["w"]
-    assert float(jnp.abs(head).sum()) == 0.0  # zero readout: P(cooperate) = 1/2 at the start
+    assert float(jnp.abs(params["policy_head"]["w"]).sum()) == 0.0  # zero readout: P(cooperate) = 1/2
     (params, _), metrics = update((params, optimizer.init(params)), jax.random.PRNGKey(0))
     assert float(jnp.abs(params["policy_head"]["w"]).sum()) > 0
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params))
     assert np.isfinite(metrics["meta_reward"])
+
