@@ -8,8 +8,9 @@ co-player. A meta agent's policy is fixed within the meta-trajectory: tabular lo
 (inner-episode index, observation), the log-odds of cooperating. The co-player is either
 
 * a naive learner: it starts from fresh memory-1 logits and, after every inner episode, takes one
-  REINFORCE step (Monte-Carlo returns within the episode, the batch-mean return as baseline) on
-  its own B episodes; its logits are discarded at the end; or
+  policy-gradient step (Monte-Carlo returns within the episode, less a baseline: the batch-mean
+  return, or with ``naive_baseline="value"`` a learned value per observation, A2C) on its own B
+  episodes; its logits (and values) are discarded at the end; or
 * another meta agent of the pool, fixed like the first (then the ordinary policy gradient applies).
 
 A pool of ``population`` meta agents each faces ``meta_batch`` independent co-players per update,
@@ -38,6 +39,7 @@ from cocoa.envs import ipd
 from cocoa.envs.ipd import COOPERATE, DEFECT, NUM_OBSERVATIONS, IteratedPrisonersDilemma
 
 POLICIES = ("tabular", "gru", "hawk")
+NAIVE_BASELINES = ("batch-mean", "value")
 METRICS = ("meta_reward", "naive_reward", "meta_vs_meta_reward")
 COOPERATION = ("meta_cooperation", "naive_cooperation", "meta_vs_meta_cooperation")  # per inner episode
 
@@ -64,6 +66,12 @@ class ShapingConfig:
     # Fast enough that the co-player stops being exploitable within a meta-trajectory; at 1.0 it is
     # not, and shaping it is worth less than defecting (docs/estimators/coala.md).
     naive_learning_rate: float = 10.0
+    # The naive learner's baseline: "batch-mean" (the mean return at each step over its B games) or
+    # "value" (A2C: a learned value per observation, 0 at each meta-trajectory's start; after every
+    # inner episode each value moves ``naive_value_learning_rate`` of the way to the mean return
+    # seen from its observation in that episode; the policy step uses the values from before it).
+    naive_baseline: str = "batch-mean"
+    naive_value_learning_rate: float = 0.5
     reward_scale: float = 0.05  # the naive learner's rewards, as in the paper
 
     def __post_init__(self):
@@ -71,8 +79,13 @@ class ShapingConfig:
             raise ValueError(f"unknown policy {self.policy!r}; known policies: {', '.join(POLICIES)}")
         for name in ("episode_length", "episodes", "batch_size", "meta_batch", "population", "hidden_size"):
             check_integer(name, getattr(self, name), 1)
+        if self.naive_baseline not in NAIVE_BASELINES:
+            raise ValueError(f"unknown naive_baseline {self.naive_baseline!r}; known baselines: "
+                             f"{', '.join(NAIVE_BASELINES)}")
         if self.rule not in RULES:
             raise ValueError(f"unknown rule {self.rule!r}; known rules: {', '.join(RULES)}")
+        if not isinstance(self.naive_value_learning_rate, (int, float)) or not 0 < self.naive_value_learning_rate <= 1:
+            raise ValueError(f"naive_value_learning_rate must be in (0, 1]; got {self.naive_value_learning_rate!r}")
         for name in ("meta_learning_rate", "naive_learning_rate", "reward_scale"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
@@ -169,6 +182,32 @@ def _play_episode(env, policy, meta_params, opponent_params, naive_logits, is_na
     return states, tuple(jnp.swapaxes(x, 0, 1) for x in outputs)  # (T, B) -> (B, T)
 
 
+def naive_step(config: ShapingConfig, naive_logits, values, seen, cooperated, rewards):
+    """The naive co-player's step after an inner episode, from its B games of it: ``seen``,
+    ``cooperated``, ``rewards`` (B, T). Returns its new logits (5,) and values (5,) (unchanged unless
+    ``config.naive_baseline == "value"``): one policy-gradient step on the Monte-Carlo returns within
+    the episode less the baseline. A learned baseline is the values from before the episode (so it
+    does not depend on the actions it is a baseline for); they then take their own step."""
+    returns = jnp.cumsum(rewards[:, ::-1], axis=1)[:, ::-1] * config.reward_scale
+    if config.naive_baseline == "value":
+        baseline = values[seen]
+        # Each value moves that fraction of the way to the mean return seen from its observation
+        # (a squared-error step scaled per observation, so stable for any rate in (0, 1]).
+        total = jnp.zeros_like(values).at[seen].add(returns - baseline)
+        count = jnp.zeros_like(values).at[seen].add(1.0)
+        values = values + config.naive_value_learning_rate * total / jnp.maximum(count, 1.0)
+    else:
+        baseline = jnp.mean(returns, axis=0, keepdims=True)
+    advantages = returns - baseline
+
+    def surrogate(logits):
+        logits = logits[seen]
+        log_probs = jnp.where(cooperated, jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits))
+        return jnp.mean(jnp.sum(log_probs * advantages, axis=1))
+
+    return naive_logits + config.naive_learning_rate * jax.grad(surrogate)(naive_logits), values
+
+
 def make_meta_trajectory(config: ShapingConfig, policy: MetaPolicy | None = None) -> Callable:
     """(meta params, naive start logits (5,), key, opponent params, is_naive) -> dict of (B, M T)
     arrays: the meta agent's ``log_probs``, ``rewards`` and ``cooperated``, the co-player's
@@ -178,28 +217,19 @@ def make_meta_trajectory(config: ShapingConfig, policy: MetaPolicy | None = None
     env = IteratedPrisonersDilemma(episode_length=config.episode_length)
     policy = make_policy(config) if policy is None else policy
 
-    def naive_objective(naive_logits, seen, cooperated, rewards):
-        """The co-player's REINFORCE surrogate on its B episodes (Monte-Carlo returns, batch-mean baseline)."""
-        logits = naive_logits[seen]
-        log_probs = jnp.where(cooperated, jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits))
-        returns = jnp.cumsum(rewards[:, ::-1], axis=1)[:, ::-1] * config.reward_scale
-        advantages = returns - jnp.mean(returns, axis=0, keepdims=True)
-        return jnp.mean(jnp.sum(log_probs * advantages, axis=1))
-
     def run(meta_params, naive_logits, key, opponent_params, is_naive):
         def episode(carry, inputs):
-            naive_logits, states = carry
+            naive_logits, values, states = carry
             index, key = inputs
             states, (log_probs, rewards, cooperated, seen, co_cooperated, co_rewards) = _play_episode(
                 env, policy, meta_params, opponent_params, naive_logits, is_naive, states, index, key, config)
             # The naive co-player's step on its own B episodes, from the games just played.
-            gradient = jax.grad(naive_objective)(naive_logits, seen, co_cooperated, co_rewards)
-            naive_logits = naive_logits + config.naive_learning_rate * gradient
-            return (naive_logits, states), (log_probs, rewards, cooperated, co_rewards, co_cooperated)
+            naive_logits, values = naive_step(config, naive_logits, values, seen, co_cooperated, co_rewards)
+            return (naive_logits, values, states), (log_probs, rewards, cooperated, co_rewards, co_cooperated)
 
         # The policies' states start once per meta-trajectory and persist across its inner episodes.
         states = (policy.initial_state(config.batch_size), policy.initial_state(config.batch_size))
-        _, outputs = jax.lax.scan(episode, (naive_logits, states),
+        _, outputs = jax.lax.scan(episode, (naive_logits, jnp.zeros(NUM_OBSERVATIONS), states),
                                   (jnp.arange(config.episodes), jax.random.split(key, config.episodes)))
         names = ("log_probs", "rewards", "cooperated", "co_rewards", "co_cooperated")
         # (M, B, T) -> (B, M T)

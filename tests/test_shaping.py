@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cocoa.shaping import COOPERATION, METRICS, ShapingConfig, init_params, make_meta_trajectory, make_meta_update, train_shaping
+from cocoa.shaping import (COOPERATION, METRICS, ShapingConfig, init_params, make_meta_trajectory, make_meta_update,
+                           naive_step, train_shaping)
 
 SMALL = dict(episode_length=4, episodes=6, batch_size=8, meta_batch=4)
 
@@ -79,7 +80,9 @@ def test_the_opponent_type_is_drawn_with_p_naive():
     (dict(rule="lola"), "unknown rule 'lola'"), (dict(batch_size=0), "batch_size must be an integer >= 1"),
     (dict(naive_learning_rate=-1.0), "naive_learning_rate must be a positive number"),
     (dict(p_naive=1.5), "p_naive must be a probability in \\[0, 1\\]; got 1.5"),
-    (dict(population=0), "population must be an integer >= 1"), (dict(policy="lstm"), "unknown policy .lstm.; known policies: tabular, gru, hawk")])
+    (dict(population=0), "population must be an integer >= 1"), (dict(policy="lstm"), "unknown policy .lstm.; known policies: tabular, gru, hawk"),
+    (dict(naive_baseline="critic"), "unknown naive_baseline .critic.; known baselines: batch-mean, value"),
+    (dict(naive_value_learning_rate=2.0), "naive_value_learning_rate must be in \\(0, 1\\]; got 2.0")])
 def test_bad_settings_name_themselves(options, message):
     with pytest.raises(ValueError, match=message):
         ShapingConfig(**options)
@@ -112,3 +115,41 @@ def test_a_sequence_meta_update_runs_and_moves_the_policy(policy):
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params))
     assert np.isfinite(metrics["meta_reward"])
 
+
+
+def test_an_a2c_co_player_learns_its_values_and_to_defect_against_a_defector():
+    """With the learned value baseline the co-player still learns to defect against a defector."""
+    meta = jnp.full((20, 5), -20.0)
+    rewards = {}
+    for rate in (1e-9, 5.0):
+        config = ShapingConfig(episode_length=10, episodes=20, batch_size=16, naive_learning_rate=rate,
+                               naive_baseline="value")
+        run = jax.jit(make_meta_trajectory(config))
+        naive = jax.vmap(lambda k: run(meta, jnp.zeros(5), k, meta, True)["co_rewards"])(jax.random.split(jax.random.PRNGKey(1), 32))
+        rewards[rate] = np.asarray(naive).reshape(32, 16, 20, 10).mean(axis=(0, 1, 3))
+    assert abs(rewards[1e-9].mean() + 0.5) < 0.05
+    assert rewards[5.0][-1] > rewards[5.0][0] + 0.3 and rewards[5.0][-1] > -0.2
+
+
+def test_the_a2c_values_move_to_the_mean_returns_and_baseline_the_step_with_their_old_values():
+    """Fed the same games each episode, every seen observation's value converges to the mean scaled
+    return seen from it; the policy step is REINFORCE with the old values subtracted."""
+    config = ShapingConfig(naive_baseline="value", naive_value_learning_rate=0.5, naive_learning_rate=1.0)
+    rng = np.random.default_rng(0)
+    seen = jnp.asarray(rng.integers(0, 5, (16, 10)))
+    cooperated = jnp.asarray(rng.random((16, 10)) < 0.5)
+    rewards = jnp.asarray(rng.choice([-1.0, 0.0, 1.0, 2.0], (16, 10)))
+    returns = np.cumsum(np.asarray(rewards)[:, ::-1], axis=1)[:, ::-1] * config.reward_scale
+    target = np.array([returns[np.asarray(seen) == o].mean() for o in range(5)])
+    values = jnp.zeros(5)
+    for _ in range(40):
+        logits, values = naive_step(config, jnp.zeros(5), values, seen, cooperated, rewards)
+    np.testing.assert_allclose(values, target, atol=1e-5)
+    logits, _ = naive_step(config, jnp.zeros(5), values, seen, cooperated, rewards)
+    score = np.where(np.asarray(cooperated), 0.5, -0.5)  # d log sigmoid(+-x) / dx at x = 0
+    advantages = returns - target[np.asarray(seen)]
+    expected = np.zeros(5)
+    np.add.at(expected, np.asarray(seen), score * advantages / 16)
+    np.testing.assert_allclose(logits, expected, atol=1e-6)
+    batch_mean = ShapingConfig()
+    assert naive_step(batch_mean, jnp.zeros(5), values, seen, cooperated, rewards)[1] is values
