@@ -13,7 +13,7 @@ $(BIN)/python:
 
 # Re-installs whenever the pins or the project metadata change.
 $(VENV)/.installed: $(BIN)/python pyproject.toml requirements.lock
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev,ray]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -9,6 +9,7 @@ arXiv 2410.18636 (Sec. 5, the IPD experiments); docs/estimators/coala.md. The pa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cocoa.benchmarks.records import _atomic_write
+from cocoa.benchmarks import backends
+from cocoa.benchmarks.records import atomic_write
 from cocoa.shaping import COOPERATION, METRICS, ShapingConfig, train_analytic_pool, train_shaping
 
 NAME = "coala"
@@ -213,10 +215,10 @@ def _value(record, name):
     return f"{value:.3f}" + (f" ± {se:.3f}" if se is not None else "")
 
 
-def write_report(records: list[dict], out: Path) -> Path:
+def write_report(records: list[dict], out: Path, failed: dict[str, str] | None = None) -> Path:
     rows = claims(records)
-    _atomic_write(out / "results.json", json.dumps(records, indent=1))
-    _atomic_write(out / "claims.json", json.dumps(rows, indent=1))
+    atomic_write(out / "results.json", json.dumps(records, indent=1))
+    atomic_write(out / "claims.json", json.dumps(rows, indent=1))
     figures = _figures(records, out)
     lines = ["# COALA-PG on the iterated prisoner's dilemma", "",
              "Meulemans et al., ICLR 2025, arXiv 2410.18636. Rewards per step over each run's last block of updates (the sampled runs: 100 updates), mean ± standard "
@@ -228,22 +230,38 @@ def write_report(records: list[dict], out: Path) -> Path:
                      f"{_value(r, 'meta_reward')} | {_value(r, 'naive_reward')} | {_value(r, 'meta_vs_meta_reward')} |")
     lines += ["", "## Claims", "", "| claim | setting | measured | status |", "|---|---|---|---|"]
     lines += [f"| {c['claim']} | {c['setting']} | {c['measured']} | **{c['status']}** |" for c in rows]
+    if failed:
+        lines += ["", f"**{len(failed)} run(s) failed** (tracebacks in `runs/NAME.error.txt`; re-run to retry):", ""]
+        lines += [f"- `{name}`: {why}" for name, why in failed.items()]
     lines += ["", *[f"![{name}]({name})" for name in figures], ""]
-    _atomic_write(out / "report.md", "\n".join(lines))
+    atomic_write(out / "report.md", "\n".join(lines))
     return out / "report.md"
 
 
-def run_suite(out_dir, runs: list[CoalaRun] | None = None, *, progress: bool = True) -> Path:
-    """Run every run not finished yet (``DIR/runs/NAME.json``), then write the report."""
+def run_suite(out_dir, runs: list[CoalaRun] | None = None, *, progress: bool = True, backend=None) -> Path:
+    """Run every run not finished yet (``DIR/runs/NAME.json``) on ``backend`` (this process by
+    default), then write the report. A failed run leaves ``DIR/runs/NAME.error.txt`` and the others go on."""
     out = Path(out_dir)
     runs = default_runs() if runs is None else runs
-    records = []
-    for run in runs:
-        path = out / "runs" / f"{run.name}.json"
-        if path.exists():
-            records.append(json.loads(path.read_text()))
-            continue
-        record = run_one(run, progress=progress)
-        _atomic_write(path, json.dumps(record))
-        records.append(record)
-    return write_report(records, out)
+    backend = backend or backends.LocalBackend()
+    done = lambda run: out / "runs" / f"{run.name}.json"
+    error = lambda run: out / "runs" / f"{run.name}.error.txt"
+    pending = [run for run in runs if not done(run).exists()]
+    with contextlib.closing(backend.map(run_one, pending, progress=progress)) as outcomes:
+        for index, outcome in outcomes:
+            run = pending[index]
+            if isinstance(outcome, backends.RunFailure):
+                atomic_write(error(run), outcome.message + "\n\n" + outcome.details)
+            else:
+                atomic_write(done(run), json.dumps(outcome))
+                error(run).unlink(missing_ok=True)
+    finished = [json.loads(done(run).read_text()) for run in runs if done(run).exists()]
+    return write_report(finished, out, failures(out, runs))
+
+
+def failures(out_dir, runs: list[CoalaRun] | None = None) -> dict[str, str]:
+    """name -> why, for every run that failed and has not finished since."""
+    runs = default_runs() if runs is None else runs
+    folder = Path(out_dir) / "runs"
+    return {run.name: (folder / f"{run.name}.error.txt").read_text().splitlines()[0] for run in runs
+            if not (folder / f"{run.name}.json").exists() and (folder / f"{run.name}.error.txt").exists()}

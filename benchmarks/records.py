@@ -1,4 +1,5 @@
-"""Writing and reading one training run's results: ``metrics.csv`` and ``summary.json``.
+"""Writing and reading one training run's results: ``metrics.csv`` and ``summary.json``, or
+``error.txt`` when it failed.
 
 Files are written to a temporary name and renamed, so an interrupted run never leaves a
 half-written result that a later resume would mistake for a finished one.
@@ -15,10 +16,11 @@ from cocoa.train import TrainResult
 
 METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
+ERROR_FILE = "error.txt"
 _LEADING_COLUMNS = ["update", "seed", "episodes", "return"]
 
 
-def _atomic_write(path: Path, text: str):
+def atomic_write(path: Path, text: str):
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(text)
@@ -38,7 +40,7 @@ def csv_text(rows: list[dict], leading_columns=_LEADING_COLUMNS) -> str:
 
 def write_csv(path: str | os.PathLike, rows: list[dict], leading_columns=_LEADING_COLUMNS):
     """Writes ``rows`` as CSV (atomically)."""
-    _atomic_write(Path(path), csv_text(rows, leading_columns))
+    atomic_write(Path(path), csv_text(rows, leading_columns))
 
 
 def _format(value) -> str:
@@ -54,16 +56,40 @@ def summary_dict(config: dict, result: TrainResult) -> dict:
         "compile_seconds": result.compile_seconds,
         "env_steps": result.env_steps,
         "env_steps_per_second": result.env_steps_per_second,
+        "cpus": len(os.sched_getaffinity(0)),  # what the timings had (a Ray task: the CPUs it was pinned to)
     }
 
 
-def save_run(out_dir: str | os.PathLike, config: dict, result: TrainResult) -> dict:
-    """Writes ``metrics.csv`` then ``summary.json`` (the marker of a finished run); returns the summary."""
+def run_record(config: dict, result: TrainResult) -> dict:
+    """What a finished run leaves, as plain data (it travels back from a Ray worker): its summary
+    and its metric rows."""
+    return {"summary": summary_dict(config, result), "rows": result.rows}
+
+
+def save_record(out_dir: str | os.PathLike, record: dict) -> dict:
+    """Writes ``metrics.csv`` then ``summary.json`` (the marker of a finished run) and removes an
+    earlier attempt's ``error.txt``; returns the summary."""
     out_dir = Path(out_dir)
-    summary = summary_dict(config, result)
-    _atomic_write(out_dir / METRICS_FILE, csv_text(result.rows))
-    _atomic_write(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    return summary
+    atomic_write(out_dir / METRICS_FILE, csv_text(record["rows"]))
+    atomic_write(out_dir / SUMMARY_FILE, json.dumps(record["summary"], indent=2, sort_keys=True) + "\n")
+    (out_dir / ERROR_FILE).unlink(missing_ok=True)
+    return record["summary"]
+
+
+def save_run(out_dir: str | os.PathLike, config: dict, result: TrainResult) -> dict:
+    """``save_record`` of ``run_record(config, result)``; returns the summary."""
+    return save_record(out_dir, run_record(config, result))
+
+
+def save_failure(out_dir: str | os.PathLike, message: str, details: str = ""):
+    """Writes ``error.txt``: why the run failed (its first line) and the traceback."""
+    atomic_write(Path(out_dir) / ERROR_FILE, message + "\n\n" + details)
+
+
+def load_failure(run_dir: str | os.PathLike) -> str | None:
+    """The first line of the run's ``error.txt``, or None if it has not failed."""
+    path = Path(run_dir) / ERROR_FILE
+    return path.read_text().splitlines()[0] if path.is_file() else None
 
 
 def load_summary(run_dir: str | os.PathLike) -> dict | None:

@@ -200,10 +200,10 @@ def write_report(suite: Suite, out_dir: str | Path) -> Path:
 
     all_rows = [{"run_id": spec.run_id, "env": spec.env, "agent": spec.agent,
                  **{f"env_{k}": v for k, v in spec.env_params.items()}, **row} for spec, rows in runs for row in rows]
-    (out_dir / "results.json").write_text(json.dumps(summaries, indent=2, sort_keys=True) + "\n")
+    records.atomic_write(out_dir / "results.json", json.dumps(summaries, indent=2, sort_keys=True) + "\n")
     leading = ["run_id", "env", "agent", *(f"env_{k}" for spec, _ in runs for k in spec.env_params),
                "update", "seed", "episodes", "return"]
-    (out_dir / "results.csv").write_text(records.csv_text(all_rows, list(dict.fromkeys(leading))))
+    records.atomic_write(out_dir / "results.csv", records.csv_text(all_rows, list(dict.fromkeys(leading))))
     if runs and metrics:
         plot_learning_curves(runs, metrics, out_dir / CURVES_FILE)
     parameter = _varied_parameter(runs) if lead else None
@@ -227,9 +227,16 @@ def write_report(suite: Suite, out_dir: str | Path) -> Path:
                "the COCOA paper plots against the distance)." if lead else ""), "",
             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     text += ["| " + " | ".join(row) + " |" for row in table_rows]
-    if missing:
-        text += ["", f"**{len(missing)} run(s) not finished yet** (re-run the same command to resume): "
-                 + ", ".join(spec.run_id for spec in missing)]
+    failed = {spec.run_id: records.load_failure(out_dir / "runs" / spec.run_id) for spec in missing}
+    failed = {run_id: why for run_id, why in failed.items() if why}
+    unfinished = [spec.run_id for spec in missing if spec.run_id not in failed]
+    if failed:
+        text += ["", f"**{len(failed)} run(s) failed** (the reason below; the traceback in "
+                 "`runs/<run_id>/error.txt`; re-run the same command to retry them):", ""]
+        text += [f"- `{run_id}`: {why}" for run_id, why in failed.items()]
+    if unfinished:
+        text += ["", f"**{len(unfinished)} run(s) not finished yet** (re-run the same command to resume): "
+                 + ", ".join(unfinished)]
     if runs and metrics:
         text += ["", "## Learning curves", "", f"![learning curves]({CURVES_FILE})"]
     if parameter:
@@ -240,5 +247,5 @@ def write_report(suite: Suite, out_dir: str | Path) -> Path:
              "- `results.json`: each run's configuration, final means and timings.",
              "- `runs/<run_id>/`: each run's `metrics.csv` and `summary.json`.", ""]
     report = out_dir / "report.md"
-    report.write_text("\n".join(text))
+    records.atomic_write(report, "\n".join(text))
     return report

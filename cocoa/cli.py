@@ -300,18 +300,27 @@ def _shadow_config(args, env_params: dict, agent_config: dict, name: str) -> dic
 
 
 def _bench(args, extra) -> int:
-    from cocoa.benchmarks import coala, runner, suites
+    from cocoa.benchmarks import backends, coala, runner, suites
 
     if extra:
         raise CliError(f"unexpected arguments for bench: {' '.join(extra)}")
+    if args.suite not in suites.names():
+        suites.get(args.suite)  # the error that lists the known suites
+    backend = backends.make(args.backend, address=args.address, cpus_per_run=args.cpus_per_run)
+    out = check_output_folder(args.out or f"results/{args.suite}")
+    progress = not args.no_progress
     if args.suite == coala.NAME:
-        out = check_output_folder(args.out or f"results/{coala.NAME}")
-        print(f"wrote {coala.run_suite(out, progress=not args.no_progress)}")
-        return 0
-    suite = suites.get(args.suite)
-    out = check_output_folder(args.out or f"results/{suite.name}")
-    report = runner.run_suite(suite, out, progress=not args.no_progress)
+        report = coala.run_suite(out, progress=progress, backend=backend)
+        failed = coala.failures(out)
+    else:
+        suite = suites.get(args.suite)
+        report = runner.run_suite(suite, out, progress=progress, backend=backend)
+        failed = runner.failures(suite, out)
     print(f"wrote {report}")
+    if failed:
+        print(f"{len(failed)} run(s) failed (listed in the report; re-run to retry): {', '.join(failed)}",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -413,6 +422,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("suite", nargs="?", default="quick", help="suite name (default: quick; see `cocoa list`)")
     bench.add_argument("--out", help="output folder (default: results/SUITE)")
     bench.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    bench.add_argument("--backend", default="local", choices=["local", "ray"],
+                       help="where the runs execute: this process (default) or tasks on a Ray cluster "
+                            "(pip install 'cocoa[ray]')")
+    bench.add_argument("--address", help="with --backend ray: the cluster, 'auto' or HOST:PORT "
+                                         "(default: start a local Ray instance)")
+    bench.add_argument("--cpus-per-run", type=int, default=1,
+                       help="with --backend ray: CPUs per run (its XLA threads are pinned to them; default 1)")
     _add_gradients_parser(commands)
     commands.add_parser("list", help="list environments (with parameters), agents and suites")
     return parser
@@ -445,6 +461,8 @@ def console() -> None:
         # XLA's threads running crashed about one exit in three. Result files are written atomically.
         print(f"cocoa {command}: interrupted; finished runs are kept (re-run to resume)", file=sys.stderr, flush=True)
         sys.stdout.flush()
+        if "cocoa.benchmarks.backends" in sys.modules:  # a Ray instance this process started goes too
+            sys.modules["cocoa.benchmarks.backends"].stop_started_ray()
         os._exit(130)
 
     signal.signal(signal.SIGINT, leave)

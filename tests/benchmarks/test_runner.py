@@ -1,5 +1,6 @@
 """Benchmark runner: a suite writes its report, and an interrupted suite keeps and resumes runs."""
 
+import dataclasses
 import json
 
 import pytest
@@ -28,16 +29,16 @@ def test_smoke_suite_writes_report_and_results(tmp_path):
 
 def test_interrupted_suite_keeps_finished_runs_and_resumes(tmp_path, monkeypatch):
     suite = _smoke()
-    real_run_one = runner.run_one
+    real_train_run = runner.train_run
     calls = []
 
-    def interrupted_after_first(spec, out_dir, progress=True):
+    def interrupted_after_first(spec, progress=True):
         calls.append(spec.agent)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_run_one(spec, out_dir, progress)
+        return real_train_run(spec, progress)
 
-    monkeypatch.setattr(runner, "run_one", interrupted_after_first)
+    monkeypatch.setattr(runner, "train_run", interrupted_after_first)
     with pytest.raises(KeyboardInterrupt):
         runner.run_suite(suite, tmp_path, progress=False, log=lambda _: None)
     first, second, third = suite.runs
@@ -46,12 +47,26 @@ def test_interrupted_suite_keeps_finished_runs_and_resumes(tmp_path, monkeypatch
     kept = (runner.run_dir(tmp_path, first) / "summary.json").read_text()
 
     calls.clear()
-    monkeypatch.setattr(runner, "run_one", lambda spec, out, progress=True: (calls.append(spec.agent),
-                                                                            real_run_one(spec, out, progress))[1])
+    monkeypatch.setattr(runner, "train_run", lambda spec, progress=True: (calls.append(spec.agent),
+                                                                         real_train_run(spec, progress))[1])
     report = runner.run_suite(suite, tmp_path, progress=False, log=lambda _: None)
     assert calls == ["advantage", "cocoa-reward"], "only the unfinished runs are trained again"
     assert (runner.run_dir(tmp_path, first) / "summary.json").read_text() == kept
     assert "not finished" not in report.read_text()
+
+
+def test_a_failing_run_is_reported_and_the_others_finish(tmp_path):
+    good = _smoke().runs[0]
+    bad = dataclasses.replace(good, env_params={"length": 1})
+    suite = suites.Suite("mixed", "one good run, one bad", (bad, good))
+    messages = []
+    report = runner.run_suite(suite, tmp_path, progress=False, log=messages.append).read_text()
+    assert runner.is_finished(tmp_path, good) and not runner.is_finished(tmp_path, bad)
+    failed = runner.failures(suite, tmp_path)
+    assert list(failed) == [bad.run_id] and "length" in failed[bad.run_id]
+    assert "1 run(s) failed" in report and bad.run_id in report and "| reinforce |" in report
+    assert "Traceback" in (runner.run_dir(tmp_path, bad) / "error.txt").read_text()
+    assert any("FAILED" in m for m in messages)
 
 
 def test_changed_config_is_not_mistaken_for_a_finished_run(tmp_path):
