@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from cocoa import envs
-from cocoa.benchmarks import records
+from cocoa.benchmarks import cocoa_claims, records
+from cocoa.benchmarks.claim_table import markdown
+from cocoa.benchmarks.run_stats import mean_and_error, reach_and_hold, training_means
 from cocoa.benchmarks.suites import RunSpec, Suite
 
 CURVES_FILE = "learning_curves.png"
@@ -33,32 +35,6 @@ def _label(spec: RunSpec) -> str:
     return f"{spec.agent} ({params})" if params else spec.agent
 
 
-def _mean_and_error(values) -> tuple[float, float]:
-    values = np.asarray(values, dtype=float)
-    error = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
-    return float(values.mean()), float(error)
-
-
-def reach_and_hold(rows: list[dict], metric: str, reach: float = 0.9, floor: float = 0.5):
-    """Per seed: the first update whose evaluation reaches ``reach`` (None if never) and whether a
-    later evaluation falls back below ``floor`` (a collapse)."""
-    per_seed = {}
-    for row in sorted(rows, key=lambda r: r["update"]):
-        per_seed.setdefault(row["seed"], []).append((row["update"], row[metric]))
-    result = {}
-    for seed, series in sorted(per_seed.items()):
-        first = next((update for update, value in series if value >= reach), None)
-        collapsed = first is not None and any(value < floor for update, value in series if update > first)
-        result[seed] = (first, collapsed)
-    return result
-
-
-def _training_means(rows: list[dict], metric: str) -> list[float]:
-    """Per seed, ``metric`` averaged over every evaluation of training (what the COCOA paper plots against L)."""
-    seeds = sorted({row["seed"] for row in rows})
-    return [float(np.mean([r[metric] for r in rows if r["seed"] == seed])) for seed in seeds]
-
-
 def _reach_cells(rows: list[dict], metric: str) -> list[str]:
     stats = reach_and_hold(rows, metric)
     firsts = [first for first, _ in stats.values() if first is not None]
@@ -77,8 +53,8 @@ def _summary_sentences(runs, metric: str) -> list[str]:
         for spec, rows in members:
             last = max(row["update"] for row in rows)
             finals = [r[metric] for r in rows if r["update"] == last]
-            mean, error = _mean_and_error(finals)
-            during, _ = _mean_and_error(_training_means(rows, metric))
+            mean, error = mean_and_error(finals)
+            during, _ = mean_and_error(training_means(rows, metric))
             ranked.append((mean, during, error, spec.label or spec.agent, min(finals), max(finals), len(finals)))
         ranked.sort(reverse=True)
         parts = [f"{name} {mean:.2f} ± {error:.2f} (seeds {low:.2f}–{high:.2f}; {during:.2f} averaged over training)"
@@ -93,7 +69,7 @@ def _summary_sentences(runs, metric: str) -> list[str]:
 def _curves(rows: list[dict], metric: str):
     """Episodes (E,), mean (E,) and standard error (E,) over seeds of ``metric``."""
     episodes = sorted({row["episodes"] for row in rows})
-    stats = [_mean_and_error([r[metric] for r in rows if r["episodes"] == e]) for e in episodes]
+    stats = [mean_and_error([r[metric] for r in rows if r["episodes"] == e]) for e in episodes]
     means, errors = (np.array(x) for x in zip(*stats))
     return np.array(episodes), means, errors
 
@@ -154,8 +130,8 @@ def plot_final_against(runs: list[tuple[RunSpec, list[dict]]], path: Path, metri
         last = max(row["update"] for row in rows)
         value = spec.env_params[parameter]
         final.setdefault(spec.label or spec.agent, []).append(
-            (value, *_mean_and_error([r[metric] for r in rows if r["update"] == last])))
-        during.setdefault(spec.label or spec.agent, []).append((value, *_mean_and_error(_training_means(rows, metric))))
+            (value, *mean_and_error([r[metric] for r in rows if r["update"] == last])))
+        during.setdefault(spec.label or spec.agent, []).append((value, *mean_and_error(training_means(rows, metric))))
     seeds = "/".join(str(s) for s in sorted({spec.train.seeds for spec, _ in runs}))
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     for axis, lines, what in ((axes[0], final, "final"), (axes[1], during, "mean over training of the")):
@@ -192,8 +168,8 @@ def write_report(suite: Suite, out_dir: str | Path) -> Path:
     for (spec, rows), summary in zip(runs, summaries):
         last = max(row["update"] for row in rows)
         final = [row for row in rows if row["update"] == last]
-        cells = [f"{m:.3f} ± {e:.3f}" for m, e in (_mean_and_error([r[k] for r in final]) for k in metrics)]
-        reach = ([*_reach_cells(rows, lead), "{:.3f} ± {:.3f}".format(*_mean_and_error(_training_means(rows, lead)))]
+        cells = [f"{m:.3f} ± {e:.3f}" for m, e in (mean_and_error([r[k] for r in final]) for k in metrics)]
+        reach = ([*_reach_cells(rows, lead), "{:.3f} ± {:.3f}".format(*mean_and_error(training_means(rows, lead)))]
                  if lead else [])
         table_rows.append([spec.label or spec.agent, spec.env, json.dumps(spec.env_params), str(spec.train.seeds), str(last),
                            *cells, *reach, f"{summary['env_steps_per_second']:,.0f}", f"{summary['wall_seconds']:.1f}"])
@@ -242,6 +218,12 @@ def write_report(suite: Suite, out_dir: str | Path) -> Path:
     if parameter:
         text += ["", f"## Final {_words(lead)} against {_words(parameter)}", "",
                  f"![{_words(lead)} against {_words(parameter)}]({against_file(lead, parameter)})"]
+    claim_rows = [r for r in cocoa_claims.key_to_door_rows(cocoa_claims.key_to_door_index(runs))
+                  if r["status"] != "not run"]  # the COCOA paper's claims this suite's runs touch
+    if claim_rows:
+        records.atomic_write(out_dir / "claims.json", json.dumps(claim_rows, indent=1))
+        text += ["", "## Claims", "", "The COCOA paper's claims that these runs check (all of them: "
+                 "`cocoa bench claims`):", "", *markdown(claim_rows, out_dir)]
     text += ["", "## Files", "",
              "- `results.csv`: every evaluation of every seed of every run.",
              "- `results.json`: each run's configuration, final means and timings.",

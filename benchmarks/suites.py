@@ -93,6 +93,13 @@ def _ablation_runs(length, train):
                  for label, switches in hindsight_ablation_variants().items())
 
 
+# The key-to-door runs of ``cocoa bench claims`` (cocoa.benchmarks.claims): COCOA-reward at L = 23 for
+# its early learning; REINFORCE, Advantage and COCOA-reward at L = 103 for the long distance.
+_CLAIMS_KEY_TO_DOOR = (
+    _key_to_door_runs(("cocoa-reward",), (23,), TrainConfig(updates=2000, batch_size=8, seeds=8, eval_interval=250))
+    + _key_to_door_runs(("reinforce", "advantage", "cocoa-reward"), (103,),
+                        TrainConfig(updates=10000, batch_size=8, seeds=8, eval_interval=500)))
+
 SUITES: dict[str, Suite] = {
     suite.name: suite for suite in (
         Suite("quick",
@@ -110,6 +117,10 @@ SUITES: dict[str, Suite] = {
               "treasure: 15 variants on key-to-door L = 43, 8 seeds x 10,000 updates (about 20 minutes here).",
               _ablation_runs(43, TrainConfig(updates=10000, batch_size=8, seeds=8, eval_interval=250,
                                              eval_episodes=128))),
+        Suite("claims-key-to-door",
+              "The key-to-door runs behind `cocoa bench claims`: COCOA-reward at L = 23 (2,000 updates), REINFORCE, "
+              "Advantage and COCOA-reward at L = 103 (10,000 updates), 8 seeds each (about 8 minutes here).",
+              _CLAIMS_KEY_TO_DOOR),
         Suite("key-to-door-paper",
               "The COCOA paper's key-to-door sweep: 8 estimators x L in {23, 43, 63, 83, 103}, 10,000 updates, "
               "8 seeds (hours on a laptop CPU; HCA-state's all-pairs model dominates, hours per run beyond L = 23).",
@@ -119,13 +130,20 @@ SUITES: dict[str, Suite] = {
 }
 
 
+CLAIMS = "claims"
+CLAIMS_DESCRIPTION = ("Every claim of the COCOA and COALA papers that runs here, checked in one report "
+                      "(claims.md, claims.json): the claims-key-to-door runs, the tree's exact variance against "
+                      "overlap and the coala suite (about 25 minutes here).")
+
+
 def names() -> list[str]:
-    """Every suite ``cocoa bench`` runs: the training suites and the multi-agent one."""
-    return list(SUITES) + [coala.NAME]
+    """Every suite ``cocoa bench`` runs: the training suites, the multi-agent one and the claims."""
+    return list(SUITES) + [coala.NAME, CLAIMS]
 
 
 def describe(name: str) -> str:
-    return coala.DESCRIPTION if name == coala.NAME else get(name).description
+    special = {coala.NAME: coala.DESCRIPTION, CLAIMS: CLAIMS_DESCRIPTION}
+    return special[name] if name in special else get(name).description
 
 
 def get(name: str) -> Suite:

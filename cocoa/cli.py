@@ -300,7 +300,7 @@ def _shadow_config(args, env_params: dict, agent_config: dict, name: str) -> dic
 
 
 def _bench(args, extra) -> int:
-    from cocoa.benchmarks import backends, coala, runner, suites
+    from cocoa.benchmarks import backends, claims, coala, runner, suites
 
     if extra:
         raise CliError(f"unexpected arguments for bench: {' '.join(extra)}")
@@ -309,7 +309,9 @@ def _bench(args, extra) -> int:
     backend = backends.make(args.backend, address=args.address, cpus_per_run=args.cpus_per_run)
     out = check_output_folder(args.out or f"results/{args.suite}")
     progress = not args.no_progress
-    if args.suite == coala.NAME:
+    if args.suite == suites.CLAIMS:
+        report, failed = claims.run(out, progress=progress, backend=backend)
+    elif args.suite == coala.NAME:
         report = coala.run_suite(out, progress=progress, backend=backend)
         failed = coala.failures(out)
     else:

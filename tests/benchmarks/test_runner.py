@@ -81,6 +81,12 @@ def test_changed_config_is_not_mistaken_for_a_finished_run(tmp_path):
 
 
 def test_run_ids_are_unique_and_readable():
-    ids = [spec.run_id for suite in suites.SUITES.values() for spec in suite.runs]
-    assert len(ids) == len(set(ids))
+    """Within a suite every id differs; across suites an id is shared only by the same run (the
+    claims suite's L = 103 runs are the paper sweep's)."""
+    by_id = {}
+    for suite in suites.SUITES.values():
+        ids = [spec.run_id for spec in suite.runs]
+        assert len(ids) == len(set(ids))
+        for spec in suite.runs:
+            assert by_id.setdefault(spec.run_id, spec.to_dict()) == spec.to_dict()
     assert suites.get("quick").runs[0].run_id.startswith("reinforce_LinearKeyToDoor_length43_")
