@@ -28,11 +28,36 @@ def is_finished(out_dir: str | Path, spec: RunSpec) -> bool:
     return summary is not None and summary.get("config") == spec.to_dict()
 
 
+def changed_environments(env_name: str, env_params: dict, env_changes: dict) -> dict:
+    """{update: the environment from that update on}: ``env_params`` with every change up to that
+    update applied, in order."""
+    in_force, environments = dict(env_params), {}
+    for update in sorted(env_changes, key=int):
+        in_force.update(env_changes[update])
+        environments[int(update)] = envs.make(env_name, **in_force)
+    return environments
+
+
+def with_reward_support(agent_name: str, agent_config: dict, environments) -> dict:
+    """``agent_config`` with ``reward_values`` set to the union of the tabular environments' reward
+    values, for an agent that takes them and has none set: a model over rewards must know the
+    rewards of every environment it will meet (a reward switch adds new ones)."""
+    support = tuple(sorted({float(v) for env in environments if env.is_tabular
+                            for v in env.tabular_mdp().reward_values}))
+    if support and "reward_values" in agents.estimator_parameters(agent_name) and "reward_values" not in agent_config:
+        return {**agent_config, "reward_values": support}
+    return agent_config
+
+
 def train_run(spec: RunSpec, progress: bool = True) -> dict:
     """Trains one run (its seeds vmapped, compiled once); returns ``records.run_record``."""
     env = envs.make(spec.env, **spec.env_params)
-    agent = agents.make_for_env(spec.agent, env, **spec.agent_config)
-    return records.run_record(spec.to_dict(), train(env, agent, spec.train, progress=progress))
+    env_changes = changed_environments(spec.env, spec.env_params, spec.env_changes)
+    config = with_reward_support(spec.agent, spec.agent_config, [env, *env_changes.values()]) if env_changes \
+        else spec.agent_config
+    agent = agents.make_for_env(spec.agent, env, **config)
+    result = train(env, agent, spec.train, progress=progress, env_changes=env_changes or None)
+    return records.run_record(spec.to_dict(), result)
 
 
 def run_one(spec: RunSpec, out_dir: str | Path, progress: bool = True) -> dict:

@@ -20,10 +20,14 @@ class RunSpec:
     agent_config: dict = dataclasses.field(default_factory=dict)
     train: TrainConfig = TrainConfig()
     label: str = ""  # how the report names the run (default: the agent and the env params)
+    # {update: env params changed from that update on}, e.g. key-to-door's reward switch.
+    env_changes: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
         spec = {"env": self.env, "env_params": dict(self.env_params), "agent": self.agent,
                 "agent_config": dict(self.agent_config), "train": dataclasses.asdict(self.train)}
+        if self.env_changes:  # only when set, so that the ids of runs without changes stay as they were
+            spec["env_changes"] = {str(update): dict(params) for update, params in sorted(self.env_changes.items())}
         return {**spec, "label": self.label} if self.label else spec
 
     @property
@@ -31,7 +35,7 @@ class RunSpec:
         """A readable, unique folder name: agent, env, params and a hash of the full spec."""
         params = "-".join(f"{k}{v}" for k, v in sorted(self.env_params.items()))
         digest = hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:8]
-        env = self.env.split("-v")[0]
+        env = self.env.split("-v")[0].replace(":", "-")  # "gymnasium:CartPole" -> "gymnasium-CartPole"
         return "_".join(part for part in (self.agent, env, params, digest) if part)
 
 
@@ -100,6 +104,22 @@ _CLAIMS_KEY_TO_DOOR = (
     + _key_to_door_runs(("reinforce", "advantage", "cocoa-reward"), (103,),
                         TrainConfig(updates=10000, batch_size=8, seeds=8, eval_interval=500)))
 
+_BASELINES_AND_COCOA = ("reinforce", "advantage", "cocoa-reward")
+
+
+def _runs(env, agents, env_params, train, **fields):
+    return tuple(RunSpec(env=env, agent=agent, env_params=dict(env_params), train=train, **fields) for agent in agents)
+
+
+def _variant_runs(env_params, train, **fields):
+    """Key-to-door runs of REINFORCE, Advantage and COCOA-reward with the paper's settings at these params."""
+    return tuple(RunSpec(env="LinearKeyToDoor-v0", agent=agent, env_params=dict(env_params),
+                         agent_config=presets.paper_agent_config("LinearKeyToDoor-v0", env_params, agent),
+                         train=train, **fields) for agent in _BASELINES_AND_COCOA)
+
+
+_SHORT = TrainConfig(updates=2000, batch_size=8, seeds=4, eval_interval=250)
+
 SUITES: dict[str, Suite] = {
     suite.name: suite for suite in (
         Suite("quick",
@@ -121,6 +141,33 @@ SUITES: dict[str, Suite] = {
               "The key-to-door runs behind `cocoa bench claims`: COCOA-reward at L = 23 (2,000 updates), REINFORCE, "
               "Advantage and COCOA-reward at L = 103 (10,000 updates), 8 seeds each (about 8 minutes here).",
               _CLAIMS_KEY_TO_DOOR),
+        Suite("task-interleaving",
+              "REINFORCE, Advantage and COCOA-reward on task interleaving (5 contexts, 3 open at a time), "
+              "4 seeds x 2,000 updates.",
+              _runs("TaskInterleaving-v0", _BASELINES_AND_COCOA, {}, _SHORT)),
+        Suite("reward-switch",
+              "Key-to-door L = 43 with the door opening with the key; the treasure's reward turns to -0.2 at "
+              "update 2,000 of 4,000: who unlearns the key. REINFORCE, Advantage, COCOA-reward, 4 seeds.",
+              _variant_runs({"length": 43, "door_opens_with_key": True},
+                            TrainConfig(updates=4000, batch_size=8, seeds=4, eval_interval=250),
+                            env_changes={2000: {"treasure_reward": -0.2}})),
+        Suite("reward-aliasing",
+              "Key-to-door L = 43 with the treasure worth what a small apple is (0.1 x 23/L): a reward-keyed "
+              "model cannot tell them apart. REINFORCE, Advantage, COCOA-reward, 4 seeds x 4,000 updates.",
+              _variant_runs({"length": 43, "treasure_reward": 0.1},
+                            TrainConfig(updates=4000, batch_size=8, seeds=4, eval_interval=250))),
+        Suite("bsuite-chains",
+              "bsuite's umbrella chain (L = 20) and discounting chain: REINFORCE, Advantage and COCOA-reward, "
+              "4 seeds x 2,000 updates.",
+              _runs("UmbrellaChain-v0", _BASELINES_AND_COCOA, {"length": 20}, _SHORT)
+              + _runs("DiscountingChain-v0", _BASELINES_AND_COCOA, {}, _SHORT)),
+        Suite("gymnasium",
+              "Gymnasium environments nobody here wrote: FrozenLake-v1 through its P table (jitted) and CartPole-v1 "
+              "through the host loop, REINFORCE and Advantage, 2 seeds x 200 updates.",
+              _runs("gymnasium:FrozenLake-v1", ("reinforce", "advantage"), {"horizon": 50},
+                    TrainConfig(updates=200, batch_size=8, seeds=2, eval_interval=50))
+              + _runs("gymnasium:CartPole-v1", ("reinforce", "advantage"), {"horizon": 200},
+                      TrainConfig(updates=200, batch_size=8, seeds=2, eval_interval=50))),
         Suite("key-to-door-paper",
               "The COCOA paper's key-to-door sweep: 8 estimators x L in {23, 43, 63, 83, 103}, 10,000 updates, "
               "8 seeds (hours on a laptop CPU; HCA-state's all-pairs model dominates, hours per run beyond L = 23).",

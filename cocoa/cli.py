@@ -197,8 +197,8 @@ def _add_train_parser(commands):
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def parse_env_changes(env_name: str, env_params: dict, items: list[str], updates: int) -> tuple[dict, dict]:
-    """``UPDATE:NAME=VALUE`` items -> ({update: the changed params}, {update: the full params in force from then})."""
+def parse_env_changes(env_name: str, items: list[str], updates: int) -> dict:
+    """``UPDATE:NAME=VALUE`` items -> {update: the params changed then}."""
     changes: dict[int, dict] = {}
     for item in items:
         update, colon, assignment = item.partition(":")
@@ -211,22 +211,12 @@ def parse_env_changes(env_name: str, env_params: dict, items: list[str], updates
         if not 0 < update < updates:
             raise CliError(f"--env-change {item!r}: the update must lie in [1, {updates - 1}] (--updates {updates})")
         changes.setdefault(update, {}).update(parse_env_params(env_name, [], [assignment]))
-    in_force, full = dict(env_params), {}
-    for update in sorted(changes):
-        in_force.update(changes[update])
-        full[update] = dict(in_force)
-    return changes, full
-
-
-def _reward_support(environments) -> tuple[float, ...]:
-    """The union of the tabular environments' reward supports."""
-    values = sorted({float(v) for env in environments if env.is_tabular for v in env.tabular_mdp().reward_values})
-    return tuple(values)
+    return changes
 
 
 def _train(args, extra) -> int:
-    from cocoa import agents, envs
-    from cocoa.benchmarks import presets, records
+    from cocoa import agents
+    from cocoa.benchmarks import presets, records, runner
     from cocoa.train import TrainConfig, train
 
     env, env_params = make_env(args.env, extra, args.env_option)
@@ -240,12 +230,10 @@ def _train(args, extra) -> int:
                          ("learning_rate", "model_learning_rate", "epsilon", "entropy_coef", "max_grad_norm")
                          if getattr(args, k) is not None})
     agent_config.update(parse_agent_options(args.agent, args.agent_option))
-    changes, changed_params = parse_env_changes(args.env, env_params, args.env_change, args.updates)
-    env_changes = {update: envs.make(args.env, **params) for update, params in changed_params.items()}
-    support = _reward_support([env, *env_changes.values()]) if env_changes else None
-    with_support = lambda name, config: ({**config, "reward_values": support}
-                                         if support and "reward_values" in agents.estimator_parameters(name)
-                                         and "reward_values" not in config else config)
+    changes = parse_env_changes(args.env, args.env_change, args.updates)
+    env_changes = runner.changed_environments(args.env, env_params, changes)
+    with_support = lambda name, config: (runner.with_reward_support(name, config, [env, *env_changes.values()])
+                                         if env_changes else config)
     agent = agents.make_for_env(args.agent, env, **with_support(args.agent, agent_config))
     config = TrainConfig(updates=args.updates, batch_size=args.batch, seeds=args.seeds, seed=args.seed,
                          eval_interval=args.eval_interval, eval_episodes=args.eval_episodes)

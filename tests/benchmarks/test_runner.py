@@ -90,3 +90,29 @@ def test_run_ids_are_unique_and_readable():
         for spec in suite.runs:
             assert by_id.setdefault(spec.run_id, spec.to_dict()) == spec.to_dict()
     assert suites.get("quick").runs[0].run_id.startswith("reinforce_LinearKeyToDoor_length43_")
+
+
+@pytest.mark.parametrize("name", sorted(suites.SUITES))
+def test_every_run_of_every_suite_builds_its_environment_and_agent(name):
+    """Suites are data: every run names an environment, parameters, an agent and options that exist,
+    checked without training."""
+    from cocoa import agents, envs
+
+    for spec in suites.get(name).runs:
+        env = envs.make(spec.env, **spec.env_params)
+        changed = runner.changed_environments(spec.env, spec.env_params, spec.env_changes)
+        agents.make_for_env(spec.agent, env, **runner.with_reward_support(spec.agent, spec.agent_config,
+                                                                         [env, *changed.values()]))
+        assert "/" not in spec.run_id and ":" not in spec.run_id
+
+
+def test_a_reward_switch_run_trains_with_the_rewards_of_both_environments(tmp_path):
+    spec = dataclasses.replace(suites.get("smoke").runs[2], env_params={"length": 7, "door_opens_with_key": True},
+                               env_changes={20: {"treasure_reward": -0.2}})
+    assert spec.run_id != dataclasses.replace(spec, env_changes={}).run_id
+    before, after = runner.changed_environments(spec.env, spec.env_params, {0: {}, **spec.env_changes}).values()
+    config = runner.with_reward_support(spec.agent, spec.agent_config, [before, after])
+    assert min(config["reward_values"]) < 0 < max(config["reward_values"])
+    summary = runner.run_one(spec, tmp_path, progress=False)
+    assert summary["config"]["env_changes"] == {"20": {"treasure_reward": -0.2}}
+    assert runner.is_finished(tmp_path, spec)
