@@ -139,7 +139,7 @@ SUITES: dict[str, Suite] = {
                                              eval_episodes=128))),
         Suite("claims-key-to-door",
               "The key-to-door runs behind `cocoa bench claims`: COCOA-reward at L = 23 (2,000 updates), REINFORCE, "
-              "Advantage and COCOA-reward at L = 103 (10,000 updates), 8 seeds each (about 8 minutes here).",
+              "Advantage and COCOA-reward at L = 103 (10,000 updates), 8 seeds each (about 3 minutes here).",
               _CLAIMS_KEY_TO_DOOR),
         Suite("task-interleaving",
               "REINFORCE, Advantage and COCOA-reward on task interleaving (5 contexts, 3 open at a time), "
@@ -180,7 +180,7 @@ SUITES: dict[str, Suite] = {
 CLAIMS = "claims"
 CLAIMS_DESCRIPTION = ("Every claim of the COCOA and COALA papers that runs here, checked in one report "
                       "(claims.md, claims.json): the claims-key-to-door runs, the tree's exact variance against "
-                      "overlap and the coala suite (about 25 minutes here).")
+                      "overlap and the coala suite (about 11 minutes here).")
 
 
 def names() -> list[str]:
