@@ -20,7 +20,7 @@ CURVES_FILE = "learning_curves.png"
 
 def _metrics(runs) -> list[str]:
     """The metrics every run reports: its environments' declared ones (``metric_names``), then the return."""
-    declared = [name for spec, _ in runs for name in envs.env_class(spec.env).metric_names]
+    declared = [name for spec, _ in runs for name in envs.metric_names(spec.env)]
     return [m for m in dict.fromkeys([*declared, "return"]) if runs and all(m in rows[0] for _, rows in runs)]
 
 

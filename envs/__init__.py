@@ -15,7 +15,7 @@ from cocoa.envs.task_interleaving import TaskInterleaving
 from cocoa.envs.umbrella_chain import UmbrellaChain
 from cocoa.envs.tabular import TabularEnv
 from cocoa.envs.gymnasium_source import GymnasiumHostEnv, wrap_gymnasium
-from cocoa.envs.registry import as_environment, env_class, make, names, parameters, register
+from cocoa.envs.registry import as_environment, env_class, make, metric_names, names, parameters, register
 from cocoa.envs.gymnasium_adapter import GymnasiumEnv, register_gymnasium_envs
 from cocoa.envs.dm_env_adapter import DmEnvAdapter
 from cocoa.envs.from_gymnasium import from_gymnasium
@@ -23,5 +23,5 @@ from cocoa.envs.from_gymnasium import from_gymnasium
 register_gymnasium_envs()
 
 __all__ = ["DiscountingChain", "DmEnvAdapter", "Environment", "GymnasiumEnv", "GymnasiumHostEnv", "LinearKeyToDoor", "TabularEnv", "TaskInterleaving",
-           "Tree", "as_environment", "env_class", "from_gymnasium", "make", "names", "parameters", "register",
+           "Tree", "as_environment", "env_class", "from_gymnasium", "make", "metric_names", "names", "parameters", "register",
            "register_gymnasium_envs", "UmbrellaChain", "wrap_gymnasium"]

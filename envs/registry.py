@@ -36,6 +36,13 @@ def env_class(name: str) -> type[Environment]:
     return _REGISTRY[name]
 
 
+def metric_names(name: str) -> tuple[str, ...]:
+    """The metrics environment ``name`` reports besides the return (none for a Gymnasium id)."""
+    if isinstance(name, str) and name.startswith(PREFIX):
+        return ()
+    return tuple(env_class(name).metric_names)
+
+
 def parameters(name: str) -> dict:
     """The parameters environment ``name`` accepts, with their defaults."""
     return constructor_parameters(env_class(name))

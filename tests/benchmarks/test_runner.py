@@ -116,3 +116,12 @@ def test_a_reward_switch_run_trains_with_the_rewards_of_both_environments(tmp_pa
     summary = runner.run_one(spec, tmp_path, progress=False)
     assert summary["config"]["env_changes"] == {"20": {"treasure_reward": -0.2}}
     assert runner.is_finished(tmp_path, spec)
+
+
+def test_the_report_knows_the_metrics_of_registered_and_gymnasium_environments():
+    from cocoa import envs
+
+    assert envs.metric_names("LinearKeyToDoor-v0") == ("treasure_rate", "distractor_rate")
+    assert envs.metric_names("gymnasium:CartPole-v1") == ()
+    with pytest.raises(ValueError, match="unknown environment 'Nope-v0'"):
+        envs.metric_names("Nope-v0")
