@@ -122,9 +122,8 @@ def write_report(out_dir, failed: list[str] = ()) -> Path:
     out = Path(out_dir)
     k2d = key_to_door_runs(out / "key-to-door", suites.get(KEY_TO_DOOR))
     tree = _tree_records(out)
-    coala_records = [json.loads((out / "coala" / "runs" / f"{run.name}.json").read_text()) for run in coala.default_runs()
-                     if (out / "coala" / "runs" / f"{run.name}.json").exists()]
-    rows = cocoa_claims.key_to_door_rows(k2d) + cocoa_claims.tree_rows(tree) + coala.claims(coala_records)
+    rows = (cocoa_claims.key_to_door_rows(k2d) + cocoa_claims.tree_rows(tree)
+            + coala.claims(coala.finished_records(out / "coala")))
     records.atomic_write(out / "claims.json", json.dumps(rows, indent=1))
     if tree:
         plot_tree(tree, out / TREE_FIGURE)

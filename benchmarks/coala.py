@@ -251,30 +251,40 @@ def write_report(records: list[dict], out: Path, failed: dict[str, str] | None =
     return out / "report.md"
 
 
+def _record_path(out_dir, run: CoalaRun) -> Path:
+    return Path(out_dir) / "runs" / f"{run.name}.json"
+
+
+def _error_path(out_dir, run: CoalaRun) -> Path:
+    return Path(out_dir) / "runs" / f"{run.name}.error.txt"
+
+
 def run_suite(out_dir, runs: list[CoalaRun] | None = None, *, progress: bool = True, backend=None) -> Path:
     """Run every run not finished yet (``DIR/runs/NAME.json``) on ``backend`` (this process by
     default), then write the report. A failed run leaves ``DIR/runs/NAME.error.txt`` and the others go on."""
     out = Path(out_dir)
     runs = default_runs() if runs is None else runs
     backend = backend or backends.LocalBackend()
-    done = lambda run: out / "runs" / f"{run.name}.json"
-    error = lambda run: out / "runs" / f"{run.name}.error.txt"
-    pending = [run for run in runs if not done(run).exists()]
+    pending = [run for run in runs if not _record_path(out, run).exists()]
     with contextlib.closing(backend.map(run_one, pending, progress=progress)) as outcomes:
         for index, outcome in outcomes:
             run = pending[index]
             if isinstance(outcome, backends.RunFailure):
-                atomic_write(error(run), outcome.message + "\n\n" + outcome.details)
+                atomic_write(_error_path(out, run), outcome.message + "\n\n" + outcome.details)
             else:
-                atomic_write(done(run), json.dumps(outcome))
-                error(run).unlink(missing_ok=True)
-    finished = [json.loads(done(run).read_text()) for run in runs if done(run).exists()]
-    return write_report(finished, out, failures(out, runs))
+                atomic_write(_record_path(out, run), json.dumps(outcome))
+                _error_path(out, run).unlink(missing_ok=True)
+    return write_report(finished_records(out, runs), out, failures(out, runs))
+
+
+def finished_records(out_dir, runs: list[CoalaRun] | None = None) -> list[dict]:
+    """The records of the runs (the suite's by default) that have finished, in the runs' order."""
+    runs = default_runs() if runs is None else runs
+    return [json.loads(_record_path(out_dir, run).read_text()) for run in runs if _record_path(out_dir, run).exists()]
 
 
 def failures(out_dir, runs: list[CoalaRun] | None = None) -> dict[str, str]:
     """name -> why, for every run that failed and has not finished since."""
     runs = default_runs() if runs is None else runs
-    folder = Path(out_dir) / "runs"
-    return {run.name: (folder / f"{run.name}.error.txt").read_text().splitlines()[0] for run in runs
-            if not (folder / f"{run.name}.json").exists() and (folder / f"{run.name}.error.txt").exists()}
+    return {run.name: _error_path(out_dir, run).read_text().splitlines()[0] for run in runs
+            if not _record_path(out_dir, run).exists() and _error_path(out_dir, run).exists()}
