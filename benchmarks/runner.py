@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from cocoa import agents, envs
-from cocoa.benchmarks import backends, records
+from cocoa.benchmarks import backends, presets, records
 from cocoa.benchmarks.report import write_report
 from cocoa.benchmarks.suites import RunSpec, Suite
 from cocoa.train import train
@@ -49,15 +49,50 @@ def with_reward_support(agent_name: str, agent_config: dict, environments) -> di
     return agent_config
 
 
+def shadow_config(env_name: str, env_params: dict, agent_config: dict, name: str, *,
+                  keep_model_learning_rate: bool = False, paper_settings: bool = True) -> dict:
+    """A shadow's options: the main agent's shared ones (the same policy), and its own model learning
+    rate (its paper setting) unless the main one is to be kept."""
+    config = {k: v for k, v in agent_config.items() if k in agents.agent_parameters()}
+    if not keep_model_learning_rate:
+        config.pop("model_learning_rate", None)
+        own = presets.preset_agent_config(env_name, env_params, name)[0] if paper_settings else {}
+        if "model_learning_rate" in own:
+            config["model_learning_rate"] = own["model_learning_rate"]
+    return config
+
+
+def shadow_recorder(agent, shadows, *, samples: int, seed: int, first_step_only: bool):
+    """(rows, on_shadows): a ``train`` callback that appends the shadows' gradient quality at each
+    evaluation (``cocoa.shadow.shadow_quality``) to ``rows``."""
+    rows: list[dict] = []
+
+    def measure(update, agent_states, shadow_states, env_in_force):
+        from cocoa.shadow import shadow_quality
+
+        rows.extend(shadow_quality(env_in_force, agent, shadows, update, agent_states, shadow_states,
+                                   samples=samples, seed=seed, first_step_only=first_step_only))
+
+    return rows, measure
+
+
 def train_run(spec: RunSpec, progress: bool = True) -> dict:
-    """Trains one run (its seeds vmapped, compiled once); returns ``records.run_record``."""
+    """Trains one run (its seeds vmapped, compiled once); returns ``records.run_record``, with
+    ``shadow_rows`` (``cocoa.shadow.shadow_quality``'s records) when the run has shadows."""
     env = envs.make(spec.env, **spec.env_params)
     env_changes = changed_environments(spec.env, spec.env_params, spec.env_changes)
-    config = with_reward_support(spec.agent, spec.agent_config, [env, *env_changes.values()]) if env_changes \
-        else spec.agent_config
-    agent = agents.make_for_env(spec.agent, env, **config)
-    result = train(env, agent, spec.train, progress=progress, env_changes=env_changes or None)
-    return records.run_record(spec.to_dict(), result)
+    support = lambda name, config: (with_reward_support(name, config, [env, *env_changes.values()])
+                                    if env_changes else config)
+    agent = agents.make_for_env(spec.agent, env, **support(spec.agent, spec.agent_config))
+    shadows = [agents.make_for_env(name, env, **support(name, shadow_config(spec.env, spec.env_params,
+                                                                           spec.agent_config, name)))
+               for name in spec.shadows]
+    shadow_rows, measure = shadow_recorder(agent, shadows, samples=spec.shadow_samples, seed=spec.train.seed,
+                                           first_step_only=spec.shadow_first_step_only)
+    result = train(env, agent, spec.train, progress=progress, env_changes=env_changes or None,
+                   shadows=shadows, on_shadows=measure if shadows else None)
+    record = records.run_record(spec.to_dict(), result)
+    return {**record, "shadow_rows": shadow_rows} if shadows else record
 
 
 def run_one(spec: RunSpec, out_dir: str | Path, progress: bool = True) -> dict:
@@ -99,6 +134,10 @@ def run_suite(suite: Suite, out_dir: str | Path, *, progress: bool = True, log=N
                 log(f"{labels[spec.run_id]}: FAILED: {outcome.message}")
                 continue
             summary = records.save_record(run_dir(out_dir, spec), outcome)
+            if outcome.get("shadow_rows"):
+                from cocoa import gradient_report
+
+                gradient_report.plot_shadow_curves(outcome["shadow_rows"], run_dir(out_dir, spec) / "shadow.png")
             log(f"{labels[spec.run_id]}: {spec.train.seeds} seeds x {spec.train.updates} updates done in "
                 f"{summary['wall_seconds']:.1f} s ({summary['env_steps_per_second']:,.0f} env-steps/s)")
     report = write_report(suite, out_dir)

@@ -242,16 +242,12 @@ def _train(args, extra) -> int:
         raise CliError(f"--shadow needs the exact gradient, but {args.env} has no tabular form")
     if args.shadow_samples < 2:
         raise CliError(f"--shadow-samples must be at least 2; got {args.shadow_samples}")
-    shadows = [agents.make_for_env(name, env, **with_support(name, _shadow_config(args, env_params, agent_config, name)))
-               for name in shadow_names]
-    shadow_rows: list[dict] = []
-
-    def measure(update, agent_states, shadow_states, env_in_force):
-        from cocoa.shadow import shadow_quality
-
-        shadow_rows.extend(shadow_quality(env_in_force, agent, shadows, update, agent_states, shadow_states,
-                                          samples=args.shadow_samples, seed=args.seed,
-                                          first_step_only=args.shadow_first_step_only))
+    shadow_options = lambda name: runner.shadow_config(
+        args.env, env_params, agent_config, name, keep_model_learning_rate=args.model_learning_rate is not None,
+        paper_settings=not args.no_paper_settings)
+    shadows = [agents.make_for_env(name, env, **with_support(name, shadow_options(name))) for name in shadow_names]
+    shadow_rows, measure = runner.shadow_recorder(agent, shadows, samples=args.shadow_samples, seed=args.seed,
+                                                  first_step_only=args.shadow_first_step_only)
 
     result = train(env, agent, config, progress=not args.no_progress, shadows=shadows, on_shadows=measure,
                    env_changes=env_changes)
@@ -271,20 +267,6 @@ def _train(args, extra) -> int:
     print(f"{summary['env_steps_per_second']:,.0f} env-steps/s; compile {summary['compile_seconds']:.1f} s; "
           f"wrote {Path(args.out) / records.METRICS_FILE} and {Path(args.out) / records.SUMMARY_FILE}")
     return 0
-
-
-def _shadow_config(args, env_params: dict, agent_config: dict, name: str) -> dict:
-    """A shadow's options: the main agent's shared ones (same policy), its own model learning rate."""
-    from cocoa import agents
-    from cocoa.benchmarks import presets
-
-    config = {k: v for k, v in agent_config.items() if k in agents.agent_parameters()}
-    own = {} if args.no_paper_settings else presets.preset_agent_config(args.env, env_params, name)[0]
-    if args.model_learning_rate is None:
-        config.pop("model_learning_rate", None)
-        if "model_learning_rate" in own:
-            config["model_learning_rate"] = own["model_learning_rate"]
-    return config
 
 
 def _bench(args, extra) -> int:

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from cocoa.benchmarks import runner, suites
+from cocoa.benchmarks import records, runner, suites
 
 
 def _smoke():
@@ -125,3 +125,17 @@ def test_the_report_knows_the_metrics_of_registered_and_gymnasium_environments()
     assert envs.metric_names("gymnasium:CartPole-v1") == ()
     with pytest.raises(ValueError, match="unknown environment 'Nope-v0'"):
         envs.metric_names("Nope-v0")
+
+
+def test_a_run_with_shadows_saves_their_gradient_quality_and_its_plot(tmp_path):
+    spec = dataclasses.replace(suites.get("smoke").runs[0], shadows=("advantage", "cocoa-reward"), shadow_samples=16,
+                               shadow_first_step_only=True)
+    suite = suites.Suite("shadowed", "one run with two shadows", (spec,))
+    runner.run_suite(suite, tmp_path, progress=False, log=lambda _: None)
+    folder = runner.run_dir(tmp_path, spec)
+    rows = (folder / records.SHADOW_FILE).read_text().splitlines()
+    evaluations = spec.train.updates // spec.train.eval_interval + 1
+    assert rows[0].startswith("update,seed,agent") and len(rows) == 1 + evaluations * spec.train.seeds * 2
+    assert (folder / "shadow.png").stat().st_size > 10_000
+    assert json.loads((folder / records.SUMMARY_FILE).read_text())["config"]["shadows"]["agents"] == \
+        ["advantage", "cocoa-reward"]
