@@ -17,8 +17,7 @@ TREE_AGENTS = ("reinforce", "advantage-gt", "hca-state-gt", "cocoa-reward-gt", "
 TREE_OVERLAPS = tuple(range(7))  # 0 .. the branching factor 6
 _METRIC = "treasure_rate"
 _PAPER_SWEEP = "cocoa bench key-to-door-paper --out results/paper"
-_SHADOW = ("cocoa train --env LinearKeyToDoor-v0 --length 103 --agent q-critic-gt --shadow "
-           "reinforce,advantage,q-critic,hca-state,cocoa-reward --shadow-first-step-only --out results/shadow-L103")
+_SHADOW = "cocoa bench shadow-key-to-door --out results/shadow-L103"
 
 
 def key_to_door_index(runs) -> dict:
