@@ -7,19 +7,24 @@ no sampling error: the comparisons are exact statements about the estimators.
 import pytest
 
 from cocoa import gradients
-
-AGENTS = ["reinforce", "hca-state-gt", "cocoa-reward-gt"]
+from cocoa.benchmarks import cocoa_claims
 
 
 @pytest.fixture(scope="module")
-def tree_variance():
-    """variance (dB) per overlap and agent, at one shared policy, with exact enumeration."""
+def tree_records():
+    """``cocoa bench claims``' tree measurements at three overlaps: exact enumeration, oracle models."""
+    records = [r for overlap in (0, 2, 4) for r in cocoa_claims.tree_records(overlap)]
+    assert all(r["exact_variance"] for r in records)
+    assert all(r["bias"] < 1e-9 for r in records)  # ground-truth variants: unbiased
+    return records
+
+
+@pytest.fixture(scope="module")
+def tree_variance(tree_records):
+    """variance (dB) per overlap and agent, at one shared policy."""
     table = {}
-    for overlap in (0, 2, 4):
-        records = gradients.analyse("Tree-v0", AGENTS, env_params={"overlap": overlap}, model_updates=0)
-        assert all(r["exact_variance"] for r in records)
-        assert all(r["bias"] < 1e-9 for r in records)  # ground-truth variants: unbiased
-        table[overlap] = {r["agent"]: r["variance_db"] for r in records}
+    for r in tree_records:
+        table.setdefault(r["env_params"]["overlap"], {})[r["agent"]] = r["variance_db"]
     return table
 
 
@@ -54,3 +59,7 @@ def test_tree_ground_truth_variants_are_unbiased_exactly():
     # The same check sees the bias of an untrained critic and of HCA-return on this tree.
     assert by_agent["q-critic"]["bias"] > 1e-3
     assert by_agent["hca-return-gt"]["mean_gap"] < 1e-9
+
+
+def test_the_claims_reports_tree_rows_pass_on_the_real_tree(tree_records):
+    assert [row["status"] for row in cocoa_claims.tree_rows(tree_records)] == ["pass", "pass"]

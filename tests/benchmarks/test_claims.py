@@ -57,12 +57,6 @@ def test_the_tree_claims_pass_and_fail_on_their_thresholds():
     assert _status(cocoa_claims.tree_rows([])) == ["not run", "not run"]
 
 
-def test_on_the_real_tree_without_overlap_hca_state_has_reinforces_variance_and_cocoa_less():
-    tree = cocoa_claims.tree_records(0)
-    assert {r["agent"] for r in tree} == set(cocoa_claims.TREE_AGENTS) and all(r["exact_variance"] for r in tree)
-    assert _status(cocoa_claims.tree_rows(tree)) == ["pass", "pass"]
-
-
 def test_the_claims_report_gathers_every_part_with_links(tmp_path):
     suite = suites.get(claims.KEY_TO_DOOR)
     for spec in suite.runs:
