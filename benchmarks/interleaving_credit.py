@@ -13,19 +13,11 @@ import argparse
 import dataclasses
 
 import jax
-import numpy as np
 
 from cocoa import agents, envs
+from cocoa.benchmarks.report import credit_table
 from cocoa.disentangling import context_credit_matrix
 from cocoa.train import TrainConfig, make_model_training, train
-
-
-def _table(title: str, matrix: np.ndarray) -> str:
-    size = matrix.shape[0]
-    lines = [title, "| query \\ answer | " + " | ".join(f"context {j}" for j in range(size)) + " |",
-             "|---|" + "---|" * size]
-    lines += [f"| context {i} | " + " | ".join(f"{value:.3f}" for value in row) + " |" for i, row in enumerate(matrix)]
-    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -45,16 +37,16 @@ def main(argv=None):
           + ", ".join(f"{row['exact_return']:.3f}" for row in final)
           + "; correct queries " + ", ".join(f"{row['correct_query_rate']:.2f}" for row in final))
     matrix, count = context_credit_matrix(env, learned, state, episodes=args.episodes)
-    print(_table("learned COCOA-reward, seed 0:", matrix))
+    print(credit_table("learned COCOA-reward, seed 0:", matrix))
     if args.model_updates:
         train_model = make_model_training(env, learned, TrainConfig(updates=args.model_updates))
         state, _ = train_model(state, jax.random.PRNGKey(1))
         matrix, count = context_credit_matrix(env, learned, state, episodes=args.episodes)
-        print(_table(f"after {args.model_updates} more model updates at that policy:", matrix))
+        print(credit_table(f"after {args.model_updates} more model updates at that policy:", matrix))
     exact = agents.make_for_env("cocoa-reward-gt", env)
     exact_state = dataclasses.replace(exact.init(jax.random.PRNGKey(0), env.observation_shape),
                                       policy_params=state.policy_params)
-    print(_table("oracle coefficients at the same policy:", context_credit_matrix(env, exact, exact_state,
+    print(credit_table("oracle coefficients at the same policy:", context_credit_matrix(env, exact, exact_state,
                                                                               episodes=args.episodes)[0]))
     print(f"pairs per cell: {int(count.min())} to {int(count.max())}")
 

@@ -17,6 +17,7 @@ from cocoa.train import TrainResult
 METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
 ERROR_FILE = "error.txt"
+CREDIT_MATRIX_FILE = "credit_matrix.json"  # task interleaving: {"learned", "exact"} context credit matrices
 SHADOW_FILE = "shadow.csv"  # a run with shadow estimators: their gradient quality at each evaluation
 _LEADING_COLUMNS = ["update", "seed", "episodes", "return"]
 
@@ -68,13 +69,15 @@ def run_record(config: dict, result: TrainResult) -> dict:
 
 
 def save_record(out_dir: str | os.PathLike, record: dict) -> dict:
-    """Writes ``metrics.csv`` (and ``shadow.csv`` when the record has shadow rows), then
+    """Writes ``metrics.csv`` (and ``shadow.csv``, ``credit_matrix.json`` when the record has them), then
     ``summary.json`` (the marker of a finished run), and removes an earlier attempt's ``error.txt``;
     returns the summary."""
     out_dir = Path(out_dir)
     atomic_write(out_dir / METRICS_FILE, csv_text(record["rows"]))
     if record.get("shadow_rows"):
         atomic_write(out_dir / SHADOW_FILE, csv_text(record["shadow_rows"], ["update", "seed", "agent"]))
+    if record.get("credit_matrix"):
+        atomic_write(out_dir / CREDIT_MATRIX_FILE, json.dumps(record["credit_matrix"]))
     atomic_write(out_dir / SUMMARY_FILE, json.dumps(record["summary"], indent=2, sort_keys=True) + "\n")
     (out_dir / ERROR_FILE).unlink(missing_ok=True)
     return record["summary"]

@@ -74,6 +74,15 @@ def _curves(rows: list[dict], metric: str):
     return np.array(episodes), means, errors
 
 
+def credit_table(title: str, matrix: np.ndarray) -> str:
+    """A context credit matrix as a markdown table under ``title``."""
+    size = matrix.shape[0]
+    lines = [title, "", "| query \\ answer | " + " | ".join(f"context {j}" for j in range(size)) + " |",
+             "|---|" + "---|" * size]
+    lines += [f"| context {i} | " + " | ".join(f"{value:.3f}" for value in row) + " |" for i, row in enumerate(matrix)]
+    return "\n".join(lines)
+
+
 def plot_learning_curves(runs: list[tuple[RunSpec, list[dict]]], metrics: list[str], path: Path):
     import matplotlib
 
@@ -218,6 +227,16 @@ def write_report(suite: Suite, out_dir: str | Path) -> Path:
     if parameter:
         text += ["", f"## Final {_words(lead)} against {_words(parameter)}", "",
                  f"![{_words(lead)} against {_words(parameter)}]({against_file(lead, parameter)})"]
+    for spec, _ in runs:
+        path = out_dir / "runs" / spec.run_id / records.CREDIT_MATRIX_FILE
+        if path.is_file():
+            matrices = json.loads(path.read_text())
+            text += ["", f"## Context credit matrix: {_label(spec)} on {spec.env}", "",
+                     "Mean |w - 1| from query steps of context i (rows) to rewarded answers of context j (columns), "
+                     "seed 0's final policy: the learned model's coefficients, then the oracle's at that policy. "
+                     "Disentangled credit is large on the diagonal and 0 off it.", "",
+                     credit_table("learned:", np.asarray(matrices["learned"])), "",
+                     credit_table("oracle:", np.asarray(matrices["exact"]))]
     claim_rows = [r for r in cocoa_claims.key_to_door_rows(cocoa_claims.key_to_door_index(runs))
                   if r["status"] != "not run"]  # the COCOA paper's claims this suite's runs touch
     if claim_rows:

@@ -9,8 +9,11 @@ leaves ``runs/<run_id>/error.txt`` and the others go on. The runs execute on a b
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from pathlib import Path
+
+import jax
 
 from cocoa import agents, envs
 from cocoa.benchmarks import backends, presets, records
@@ -92,7 +95,23 @@ def train_run(spec: RunSpec, progress: bool = True) -> dict:
     result = train(env, agent, spec.train, progress=progress, env_changes=env_changes or None,
                    shadows=shadows, on_shadows=measure if shadows else None)
     record = records.run_record(spec.to_dict(), result)
-    return {**record, "shadow_rows": shadow_rows} if shadows else record
+    if shadows:
+        record["shadow_rows"] = shadow_rows
+    if spec.credit_matrix:
+        record["credit_matrix"] = credit_matrices(env, spec.agent, agent, jax.tree.map(lambda x: x[0], result.final_state))
+    return record
+
+
+def credit_matrices(env, agent_name: str, agent, state) -> dict:
+    """Task interleaving's context credit matrix (``cocoa.disentangling``) of one seed's final
+    ``state``: with the agent's own coefficients and with the oracle's at the same policy."""
+    from cocoa.disentangling import context_credit_matrix
+
+    exact = agents.make_for_env(agent_name if agents.is_exact(agent_name) else agent_name + "-gt", env)
+    exact_state = dataclasses.replace(exact.init(jax.random.PRNGKey(0), env.observation_shape),
+                                      policy_params=state.policy_params)
+    return {"learned": context_credit_matrix(env, agent, state)[0].tolist(),
+            "exact": context_credit_matrix(env, exact, exact_state)[0].tolist()}
 
 
 def run_one(spec: RunSpec, out_dir: str | Path, progress: bool = True) -> dict:

@@ -27,6 +27,9 @@ class RunSpec:
     shadows: tuple = ()
     shadow_samples: int = 256
     shadow_first_step_only: bool = False
+    # Task interleaving: after training, seed 0's context credit matrix with the agent's own
+    # coefficients and with the oracle's at the same policy (``cocoa.disentangling``).
+    credit_matrix: bool = False
 
     def to_dict(self) -> dict:
         spec = {"env": self.env, "env_params": dict(self.env_params), "agent": self.agent,
@@ -34,6 +37,8 @@ class RunSpec:
         # Only when set, so that the ids of runs without them stay as they were.
         if self.env_changes:
             spec["env_changes"] = {str(update): dict(params) for update, params in sorted(self.env_changes.items())}
+        if self.credit_matrix:
+            spec["credit_matrix"] = True
         if self.shadows:
             spec["shadows"] = {"agents": list(self.shadows), "samples": self.shadow_samples,
                                "first_step_only": self.shadow_first_step_only}
@@ -152,8 +157,9 @@ SUITES: dict[str, Suite] = {
               _CLAIMS_KEY_TO_DOOR),
         Suite("task-interleaving",
               "REINFORCE, Advantage and COCOA-reward on task interleaving (5 contexts, 3 open at a time), "
-              "4 seeds x 2,000 updates.",
-              _runs("TaskInterleaving-v0", _BASELINES_AND_COCOA, {}, _SHORT)),
+              "4 seeds x 2,000 updates, and COCOA-reward's context credit matrix, learned and exact.",
+              _runs("TaskInterleaving-v0", ("reinforce", "advantage"), {}, _SHORT)
+              + _runs("TaskInterleaving-v0", ("cocoa-reward",), {}, _SHORT, credit_matrix=True)),
         Suite("reward-switch",
               "Key-to-door L = 43 with the door opening with the key; the treasure's reward turns to -0.2 at "
               "update 2,000 of 4,000: who unlearns the key. REINFORCE, Advantage, COCOA-reward, 4 seeds.",

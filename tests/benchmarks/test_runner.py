@@ -139,3 +139,13 @@ def test_a_run_with_shadows_saves_their_gradient_quality_and_its_plot(tmp_path):
     assert (folder / "shadow.png").stat().st_size > 10_000
     assert json.loads((folder / records.SUMMARY_FILE).read_text())["config"]["shadows"]["agents"] == \
         ["advantage", "cocoa-reward"]
+
+
+def test_a_task_interleaving_run_reports_its_context_credit_matrices(tmp_path):
+    spec = suites.RunSpec(env="TaskInterleaving-v0", agent="cocoa-reward", credit_matrix=True,
+                          train=suites.TrainConfig(updates=4, batch_size=2, seeds=1, eval_interval=4, eval_episodes=4))
+    report = runner.run_suite(suites.Suite("credit", "one run", (spec,)), tmp_path, progress=False,
+                              log=lambda _: None).read_text()
+    matrices = json.loads((runner.run_dir(tmp_path, spec) / records.CREDIT_MATRIX_FILE).read_text())
+    assert {k: len(v) for k, v in matrices.items()} == {"learned": 5, "exact": 5}  # 5 contexts
+    assert "## Context credit matrix: cocoa-reward on TaskInterleaving-v0" in report and "| context 4 |" in report
