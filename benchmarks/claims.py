@@ -26,6 +26,7 @@ from cocoa.benchmarks.run_stats import mean_and_error, per_seed_at
 
 KEY_TO_DOOR = "claims-key-to-door"
 TREE_FIGURE = "tree_variance.png"
+TREE_BARS = "tree_db.png"
 
 
 def _tree_path(out: Path, overlap: int) -> Path:
@@ -125,8 +126,13 @@ def write_report(out_dir, failed: list[str] = ()) -> Path:
     rows = (cocoa_claims.key_to_door_rows(k2d) + cocoa_claims.tree_rows(tree)
             + coala.claims(coala.finished_records(out / "coala")))
     records.atomic_write(out / "claims.json", json.dumps(rows, indent=1))
+    ends = [r for r in tree if r["env_params"]["overlap"] in (min(cocoa_claims.TREE_OVERLAPS), max(cocoa_claims.TREE_OVERLAPS))]
     if tree:
         plot_tree(tree, out / TREE_FIGURE)
+    if ends:
+        from cocoa import gradient_report
+
+        gradient_report.plot(ends, out / TREE_BARS)
     text = ["# cocoa: the papers' claims, checked here", "",
             f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} on {platform.node()} "
             f"({platform.machine()}, Python {platform.python_version()}). Each row: the claim, where the paper "
@@ -142,6 +148,9 @@ def write_report(out_dir, failed: list[str] = ()) -> Path:
     text += ["## The tree: variance against state overlap", "", _tree_words(tree), ""]
     if tree:
         text += [f"![tree variance against overlap]({TREE_FIGURE})", ""]
+    if ends:
+        text += ["Bias, variance and SNR in dB at the two ends of the overlap range (exact):", "",
+                 f"![tree bias, variance and SNR in dB]({TREE_BARS})", ""]
     text += ["## The iterated prisoner's dilemma (COALA)", "",
              "Meta agents' reward per step against naive learners and against each other, under each rule, and "
              "the cooperation within a meta-trajectory: the part's report, `coala/report.md`.", ""]

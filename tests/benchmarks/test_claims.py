@@ -79,6 +79,7 @@ def test_the_claims_report_gathers_every_part_with_links(tmp_path):
                                            "docs/estimators/coala.md"}
     assert all((tmp_path / target).resolve().is_file() for _, target in links), "every docs link resolves"
     assert (tmp_path / claims.TREE_FIGURE).stat().st_size > 10_000 and "tree_variance.png" in report
+    assert (tmp_path / claims.TREE_BARS).stat().st_size > 10_000 and "tree_db.png" in report  # dB bars
     assert "cocoa-reward at L = 103: 0.95 ± 0.00 after 10,000 updates" in report
 
 
