@@ -44,7 +44,8 @@ def test_the_key_to_door_claims_pass_fail_and_go_unrun_on_their_thresholds():
 
 def _tree(variances):
     """Records of tree_records' form: variances[agent] is its dB at overlaps 0, 1, ..."""
-    return [{"env_params": {"overlap": o}, "agent": agent, "variance_db": float(v)}
+    return [{"env": "Tree-v0", "env_params": {"overlap": o}, "policy": "init", "first_step_only": False,
+             "agent": agent, "variance_db": float(v), "bias_db": -130.0, "snr_db": -float(v)}
             for agent, values in variances.items() for o, v in enumerate(values)]
 
 
