@@ -37,7 +37,8 @@ class CoalaRun:
 
     setting: str
     rule: str
-    policy: str = "tabular"  # or "analytic memory-1"
+    policy: str = "tabular"  # "gru" or "hawk" (sequence policies), or "analytic memory-1"
+    meta_learning_rate: float = 0.05
     p_naive: float = 1.0
     population: int = 1
     meta_batch: int = 32
@@ -64,6 +65,20 @@ def default_runs(updates: int = 2000, seeds=(0, 1), sizes=(10, 20, 16), log_ever
             + [CoalaRun("mixed", "coala", p_naive=0.0, **mixed)]
             + [CoalaRun("shaping", "coala", policy="analytic memory-1", seeds=(0,), population=1),
                CoalaRun("mixed", "coala", policy="analytic memory-1", p_naive=0.75, seeds=(0, 1), population=4)])
+
+
+SEQUENCE_NAME = "coala-sequence"
+SEQUENCE_DESCRIPTION = ("The COALA IPD claims with GRU meta policies (width 32, Adam lr 0.003, meta-batch 8): "
+                        "shaping under each rule and mixed pools of 4 at p_naive 0.75, 1 seed x 1,000 updates "
+                        "(about 25 minutes here).")
+
+
+def sequence_runs(policy: str = "gru", updates: int = 1000, seeds=(0,)) -> list[CoalaRun]:
+    """The shaping and mixed-pool runs of ``default_runs`` with a sequence meta policy."""
+    common = dict(policy=policy, meta_learning_rate=0.003, meta_batch=8, updates=updates, seeds=tuple(seeds))
+    return ([CoalaRun("shaping", rule, **common) for rule in RULES]
+            + [CoalaRun("mixed", rule, p_naive=0.75, population=4, normalize_advantages=True, **common)
+               for rule in RULES])
 
 
 def _clean(value):
@@ -103,7 +118,8 @@ def run_one(run: CoalaRun, progress: bool = True) -> dict:
     episode_length, episodes, batch = run.sizes
     config = ShapingConfig(episode_length=episode_length, episodes=episodes, batch_size=batch, rule=run.rule,
                            population=run.population, p_naive=run.p_naive, meta_batch=run.meta_batch,
-                           normalize_advantages=run.normalize_advantages)
+                           normalize_advantages=run.normalize_advantages, policy=run.policy,
+                           meta_learning_rate=run.meta_learning_rate)
     out = train_shaping(config, seeds=run.seeds, updates=run.updates, log_every=run.log_every, progress=progress)
     with warnings.catch_warnings():  # the means of a kind of game never played are NaN: null in the record
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -154,6 +170,12 @@ def claims(records: list[dict]) -> list[dict]:
         c = get("mixed", "coala", 0.75, "analytic memory-1")
         return f"meta-vs-meta {c['meta_vs_meta_reward']:.3f} (exact)", c["meta_vs_meta_reward"] > 0.8
 
+    def sequence_mixed():
+        c, m, u = (get("mixed", r, 0.75, "gru") for r in RULES)
+        text = (f"meta-vs-meta: COALA {_value(c, 'meta_vs_meta_reward')}, M-FOS {_value(m, 'meta_vs_meta_reward')}, "
+                f"batch-unaware {_value(u, 'meta_vs_meta_reward')} ({len(c['seeds'])} seed(s), {c['updates']:,} updates)")
+        return text, c["meta_vs_meta_reward"] > 0.8 and max(m["meta_vs_meta_reward"], u["meta_vs_meta_reward"]) < 0.3
+
     def not_built(why):
         def measure():
             raise Missing(why)
@@ -174,9 +196,9 @@ def claims(records: list[dict]) -> list[dict]:
             "analytic IPD, memory-1 meta agent, exact gradients", "meta > 1 > naive", DOCS, analytic_shaping, command),
         row("Analytic IPD: a mixed pool cooperates", COALA_PAPER, ipd,
             "analytic IPD, memory-1 pool of 4, p_naive 0.75, exact gradients", "> 0.8", DOCS, analytic_mixed, command),
-        row("With sequence policies (the paper's Hawk block) mixed pools of COALA agents cooperate", COALA_PAPER, ipd,
-            "mixed pool, GRU or Hawk meta agents", "> 0.8", DOCS,
-            not_built("no suite yet: the GRU and Hawk runners are built, their pools are not yet run to the end"), ""),
+        row("With sequence policies mixed pools of COALA agents cooperate; M-FOS and batch-unaware defect",
+            COALA_PAPER, ipd, "mixed pool of 4, GRU meta agents (width 32), meta-batch 8, p_naive 0.75",
+            "COALA > 0.8, the others < 0.3", DOCS, sequence_mixed, f"cocoa bench {SEQUENCE_NAME}"),
         row("COALA agents cooperate in the CleanUp social dilemma", COALA_PAPER, "Sec. 5, CleanUp",
             "CleanUp-lite, 5 x 4 grid, T 64", "-", "docs/environments/cleanup_lite.md",
             not_built("accelerator-scale, and no CleanUp-lite training runner yet"), ""),
@@ -190,6 +212,7 @@ def _figures(records: list[dict], out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     sampled = [r for r in records if not r["exact"]]
+    policies = "/".join(sorted({r["policy"] for r in sampled}))
     seeds = sorted({len(r["seeds"]) for r in sampled})
     seeds = "/".join(map(str, seeds)) + " seeds, mean"
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -200,7 +223,7 @@ def _figures(records: list[dict], out: Path) -> list[str]:
         elif r["p_naive"] > 0:
             axes[1].plot(r["update"], r["meta_vs_meta_reward_curve"], label=f"{r['rule']} meta vs meta")
     for ax, title in zip(axes, ("Shaping naive learners", "Mixed pool, p_naive 0.75")):
-        ax.set(xlabel="meta update", ylabel="reward per step", title=f"IPD, tabular meta agents: {title} ({seeds})")
+        ax.set(xlabel="meta update", ylabel="reward per step", title=f"IPD, {policies} meta agents: {title} ({seeds})")
         ax.axhline(1.0, color="grey", lw=0.5)
         ax.legend(fontsize=7)
     fig.tight_layout()

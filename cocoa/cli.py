@@ -281,9 +281,10 @@ def _bench(args, extra) -> int:
     progress = not args.no_progress
     if args.suite == suites.CLAIMS:
         report, failed = claims.run(out, progress=progress, backend=backend)
-    elif args.suite == coala.NAME:
-        report = coala.run_suite(out, progress=progress, backend=backend)
-        failed = coala.failures(out)
+    elif args.suite in (coala.NAME, coala.SEQUENCE_NAME):
+        runs = coala.default_runs() if args.suite == coala.NAME else coala.sequence_runs()
+        report = coala.run_suite(out, runs, progress=progress, backend=backend)
+        failed = coala.failures(out, runs)
     else:
         suite = suites.get(args.suite)
         report = runner.run_suite(suite, out, progress=progress, backend=backend)

@@ -56,3 +56,18 @@ def test_the_cli_knows_the_suite():
     assert "coala" in suites.names()
     with pytest.raises(ValueError, match="known suites: .*coala"):
         suites.get("nope")
+
+
+def test_the_sequence_suite_runs_gru_agents_and_its_claim_reads_them():
+    runs = coala.sequence_runs()
+    assert {run.policy for run in runs} == {"gru"} and len({run.name for run in runs}) == len(runs) == 6
+    assert not {run.name for run in runs} & {run.name for run in coala.default_runs()}
+
+    def record(rule, mvm):
+        return {"setting": "mixed", "rule": rule, "p_naive": 0.75, "policy": "gru", "meta_reward": 0.2,
+                "naive_reward": 0.0, "meta_vs_meta_reward": mvm, "seeds": [0], "updates": 1000}
+
+    rows = coala.claims([record("coala", 0.9), record("m-fos", 0.0), record("batch-unaware", 0.1)])
+    assert rows[5]["status"] == "pass" and "GRU" in rows[5]["setting"]
+    rows = coala.claims([record("coala", 0.0), record("m-fos", 0.0), record("batch-unaware", 0.0)])
+    assert rows[5]["status"] == "fail"
