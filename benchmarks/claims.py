@@ -7,6 +7,9 @@ It runs three parts into ``OUT/``, each resumable and each on the chosen backend
 - ``OUT/tree/``: the tree's exact gradient variance at each state overlap (``overlap<o>.json``);
 - ``OUT/coala/``: the ``coala`` suite, with its own report.
 
+The sequence-policy claim reads ``OUT/coala-sequence/`` when ``cocoa bench coala-sequence --out
+OUT/coala-sequence`` has been run there (about 12 minutes more; not part of this command's budget).
+
 Then ``OUT/report.md`` (the claims table, the figures and a paragraph per part) and
 ``OUT/claims.json`` (the same rows: ``claim_table``). Rows that need more compute than this
 command's budget say "not run" and give the command that runs them.
@@ -124,7 +127,8 @@ def write_report(out_dir, failed: list[str] = ()) -> Path:
     k2d = key_to_door_runs(out / "key-to-door", suites.get(KEY_TO_DOOR))
     tree = _tree_records(out)
     rows = (cocoa_claims.key_to_door_rows(k2d) + cocoa_claims.tree_rows(tree)
-            + coala.claims(coala.finished_records(out / "coala")))
+            + coala.claims(coala.finished_records(out / "coala")
+                           + coala.finished_records(out / coala.SEQUENCE_NAME, coala.sequence_runs())))
     records.atomic_write(out / "claims.json", json.dumps(rows, indent=1))
     ends = [r for r in tree if r["env_params"]["overlap"] in (min(cocoa_claims.TREE_OVERLAPS), max(cocoa_claims.TREE_OVERLAPS))]
     if tree:

@@ -146,17 +146,24 @@ def claims(records: list[dict]) -> list[dict]:
             raise Missing(f"no {setting} {policy} {rule} run at p_naive {p:g}")
         return by[(setting, policy, rule, p)]
 
-    def shaping():
-        c, m, u = (get("shaping", r, 1.0) for r in RULES)
-        text = (f"COALA meta {_value(c, 'meta_reward')}, naive {_value(c, 'naive_reward')}; "
-                f"M-FOS meta {_value(m, 'meta_reward')}; batch-unaware meta {_value(u, 'meta_reward')}")
-        return text, (c["meta_reward"] > 1 > c["naive_reward"] and c["meta_reward"] > max(m["meta_reward"], u["meta_reward"]) + 0.3)
+    def shaping(policy):
+        def measure():
+            c, m, u = (get("shaping", r, 1.0, policy) for r in RULES)
+            text = (f"COALA meta {_value(c, 'meta_reward')}, naive {_value(c, 'naive_reward')}; "
+                    f"M-FOS meta {_value(m, 'meta_reward')}; batch-unaware meta {_value(u, 'meta_reward')}"
+                    f" ({len(c['seeds'])} seed(s), {c['updates']:,} updates)")
+            best_other = max(m["meta_reward"], u["meta_reward"])
+            return text, c["meta_reward"] > 1 > c["naive_reward"] and c["meta_reward"] > best_other + 0.3
+        return measure
 
-    def mixed():
-        c, m, u = (get("mixed", r, 0.75) for r in RULES)
-        text = (f"meta-vs-meta: COALA {_value(c, 'meta_vs_meta_reward')}, M-FOS {_value(m, 'meta_vs_meta_reward')}, "
-                f"batch-unaware {_value(u, 'meta_vs_meta_reward')}")
-        return text, c["meta_vs_meta_reward"] > 0.8 and max(m["meta_vs_meta_reward"], u["meta_vs_meta_reward"]) < 0.3
+    def mixed(policy):
+        def measure():
+            c, m, u = (get("mixed", r, 0.75, policy) for r in RULES)
+            text = (f"meta-vs-meta: COALA {_value(c, 'meta_vs_meta_reward')}, M-FOS {_value(m, 'meta_vs_meta_reward')}, "
+                    f"batch-unaware {_value(u, 'meta_vs_meta_reward')} ({len(c['seeds'])} seed(s), {c['updates']:,} updates)")
+            others = max(m["meta_vs_meta_reward"], u["meta_vs_meta_reward"])
+            return text, c["meta_vs_meta_reward"] > 0.8 and others < 0.3
+        return measure
 
     def no_naive():
         c = get("mixed", "coala", 0.0)
@@ -170,12 +177,6 @@ def claims(records: list[dict]) -> list[dict]:
         c = get("mixed", "coala", 0.75, "analytic memory-1")
         return f"meta-vs-meta {c['meta_vs_meta_reward']:.3f} (exact)", c["meta_vs_meta_reward"] > 0.8
 
-    def sequence_mixed():
-        c, m, u = (get("mixed", r, 0.75, "gru") for r in RULES)
-        text = (f"meta-vs-meta: COALA {_value(c, 'meta_vs_meta_reward')}, M-FOS {_value(m, 'meta_vs_meta_reward')}, "
-                f"batch-unaware {_value(u, 'meta_vs_meta_reward')} ({len(c['seeds'])} seed(s), {c['updates']:,} updates)")
-        return text, c["meta_vs_meta_reward"] > 0.8 and max(m["meta_vs_meta_reward"], u["meta_vs_meta_reward"]) < 0.3
-
     def not_built(why):
         def measure():
             raise Missing(why)
@@ -184,21 +185,27 @@ def claims(records: list[dict]) -> list[dict]:
     ipd = "Sec. 5, the iterated prisoner's dilemma"
     tabular = "tabular meta agents, T 10 M 20 B 16, mean ± s.e. over seeds of the last 100 updates"
     command = "cocoa bench coala --out results/coala"
+    gru = "GRU meta agents (width 32), meta-batch 8, T 10 M 20 B 16, the last 100 updates"
+    sequence_command = f"cocoa bench {SEQUENCE_NAME} --out OUT/{SEQUENCE_NAME} (OUT: the claims report's folder)"
     return [
         row("COALA extorts naive learners (meta above 1, naive below 1) where M-FOS and batch-unaware get far less",
             COALA_PAPER, ipd, f"shaping, {tabular}", "COALA meta > 1 > naive, and > the others + 0.3", DOCS,
-            shaping, command),
+            shaping("tabular"), command),
         row("In a mixed pool (p_naive 0.75) COALA agents cooperate with each other; M-FOS and batch-unaware defect",
-            COALA_PAPER, ipd, f"mixed pool of 4, {tabular}", "COALA > 0.8, the others < 0.3", DOCS, mixed, command),
+            COALA_PAPER, ipd, f"mixed pool of 4, {tabular}", "COALA > 0.8, the others < 0.3", DOCS, mixed("tabular"),
+            command),
         row("A pool without naive learners defects", COALA_PAPER, ipd, f"mixed pool of 4, p_naive 0, {tabular}",
             "< 0.3", DOCS, no_naive, command),
         row("Analytic IPD: exact shaping from all-defect escapes to extortion", COALA_PAPER, ipd,
             "analytic IPD, memory-1 meta agent, exact gradients", "meta > 1 > naive", DOCS, analytic_shaping, command),
         row("Analytic IPD: a mixed pool cooperates", COALA_PAPER, ipd,
             "analytic IPD, memory-1 pool of 4, p_naive 0.75, exact gradients", "> 0.8", DOCS, analytic_mixed, command),
+        row("With sequence policies COALA extorts naive learners where M-FOS and batch-unaware get far less",
+            COALA_PAPER, ipd, f"shaping, {gru}", "COALA meta > 1 > naive, and > the others + 0.3", DOCS,
+            shaping("gru"), sequence_command),
         row("With sequence policies mixed pools of COALA agents cooperate; M-FOS and batch-unaware defect",
-            COALA_PAPER, ipd, "mixed pool of 4, GRU meta agents (width 32), meta-batch 8, p_naive 0.75",
-            "COALA > 0.8, the others < 0.3", DOCS, sequence_mixed, f"cocoa bench {SEQUENCE_NAME}"),
+            COALA_PAPER, ipd, f"mixed pool of 4, p_naive 0.75, {gru}", "COALA > 0.8, the others < 0.3", DOCS,
+            mixed("gru"), sequence_command),
         row("COALA agents cooperate in the CleanUp social dilemma", COALA_PAPER, "Sec. 5, CleanUp",
             "CleanUp-lite, 5 x 4 grid, T 64", "-", "docs/environments/cleanup_lite.md",
             not_built("accelerator-scale, and no CleanUp-lite training runner yet"), ""),
