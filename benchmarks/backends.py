@@ -61,8 +61,9 @@ _held_locks: list = []
 
 
 def pin_to_cpus(count: int) -> list[int]:
-    """Restrict this process to ``count`` of its CPUs, a block no other live cocoa worker on the node
-    holds (first free block; the first block if every one is held). Call before jax's first computation."""
+    """Restrict this process to ``count`` of its CPUs, a block that no other live cocoa worker with
+    blocks of that size holds on the node (the first free one; the first block if every one is
+    held). A suite's tasks all take the same size. Call before jax's first computation."""
     cpus = sorted(os.sched_getaffinity(0))
     count = max(1, min(int(count), len(cpus)))
     blocks = [cpus[start:start + count] for start in range(0, len(cpus) - count + 1, count)]
