@@ -8,7 +8,7 @@ It runs three parts into ``OUT/``, each resumable and each on the chosen backend
 - ``OUT/coala/``: the ``coala`` suite, with its own report.
 
 The sequence-policy claim reads ``OUT/coala-sequence/`` when ``cocoa bench coala-sequence --out
-OUT/coala-sequence`` has been run there (about 12 minutes more; not part of this command's budget).
+OUT/coala-sequence`` has been run there (about 11 minutes more; not part of this command's budget).
 
 Then ``OUT/report.md`` (the claims table, the figures and a paragraph per part) and
 ``OUT/claims.json`` (the same rows: ``claim_table``). Rows that need more compute than this
