@@ -12,7 +12,7 @@ import numpy as np
 from cocoa import envs
 from cocoa.benchmarks import cocoa_claims, records
 from cocoa.benchmarks.claim_table import markdown
-from cocoa.benchmarks.run_stats import mean_and_error, reach_and_hold, training_means
+from cocoa.benchmarks.run_stats import mean_and_error, per_seed_at, reach_and_hold, training_means
 from cocoa.benchmarks.suites import RunSpec, Suite
 
 CURVES_FILE = "learning_curves.png"
@@ -198,7 +198,21 @@ def write_report(suite: Suite, out_dir: str | Path) -> Path:
     reach_header = (["seeds reaching 0.9", "median first update >= 0.9", "collapses", f"{lead} during training"]
                     if lead else [])
     summary_text = _summary_sentences(runs, lead) if lead else []
-    header = ["run", "env", "env params", "seeds", "updates", *metrics, *reach_header, "env-steps/s", "wall s"]
+    own = {}  # a suite mixing environments: each environment's own headline metric, in words and a column
+    if not lead:
+        sentences = []
+        for env in dict.fromkeys(spec.env for spec, _ in runs):
+            if envs.metric_names(env):
+                own[env] = envs.metric_names(env)[0]
+                members = [(spec, rows) for spec, rows in runs if spec.env == env]
+                sentences += [line.replace("- `", f"- {env} `", 1)
+                              for line in _summary_sentences(members, own[env]) if line.startswith("- ")]
+        summary_text = ["## In words", "", *sentences, ""] if sentences else []
+        for row, (spec, rows) in zip(table_rows, runs):
+            final = per_seed_at(rows, own[spec.env]) if spec.env in own else None
+            row.insert(-2, "{} {:.3f} ± {:.3f}".format(_words(own[spec.env]), *mean_and_error(final)) if final else "-")
+    header = ["run", "env", "env params", "seeds", "updates", *metrics, *reach_header,
+              *(["its own metric"] if own else []), "env-steps/s", "wall s"]
     text = [f"# cocoa benchmark report: `{suite.name}`", "", suite.description, "",
             f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} on {platform.node()} "
             f"({platform.machine()}, Python {platform.python_version()}).", "",

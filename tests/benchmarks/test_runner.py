@@ -149,3 +149,16 @@ def test_a_task_interleaving_run_reports_its_context_credit_matrices(tmp_path):
     matrices = json.loads((runner.run_dir(tmp_path, spec) / records.CREDIT_MATRIX_FILE).read_text())
     assert {k: len(v) for k, v in matrices.items()} == {"learned": 5, "exact": 5}  # 5 contexts
     assert "## Context credit matrix: cocoa-reward on TaskInterleaving-v0" in report and "| context 4 |" in report
+
+
+def test_a_suite_mixing_environments_reports_each_ones_own_metric(tmp_path):
+    from cocoa.benchmarks.report import write_report
+
+    specs = [suites.RunSpec(env="UmbrellaChain-v0", agent="reinforce"), suites.RunSpec(env="DiscountingChain-v0", agent="reinforce")]
+    for spec, metric in zip(specs, ("correct_rate", "bonus_rate")):
+        rows = [{"update": u, "seed": s, "episodes": u, "return": 0.5, metric: 0.25 * s + u / 100} for u in (0, 10) for s in (0, 1)]
+        summary = {"config": spec.to_dict(), "final": {}, "wall_seconds": 1.0, "env_steps_per_second": 1.0}
+        records.save_record(runner.run_dir(tmp_path, spec), {"summary": summary, "rows": rows})
+    text = write_report(suites.Suite("chains", "two chains", tuple(specs)), tmp_path).read_text()
+    assert "| its own metric |" in text and "correct rate 0.225 ± 0.125" in text and "bonus rate 0.225 ± 0.125" in text
+    assert "- UmbrellaChain-v0 `{}`: final correct rate" in text and "- DiscountingChain-v0 `{}`: final bonus rate" in text
