@@ -75,6 +75,8 @@ SEQUENCE_DESCRIPTION = ("The COALA IPD claims with GRU meta policies (width 32, 
 
 def sequence_runs(policy: str = "gru", updates: int = 1000, seeds=(0,)) -> list[CoalaRun]:
     """The shaping and mixed-pool runs of ``default_runs`` with a sequence meta policy."""
+    if policy not in ("gru", "hawk"):
+        raise ValueError(f"policy must be a sequence policy, 'gru' or 'hawk'; got {policy!r}")
     common = dict(policy=policy, meta_learning_rate=0.003, meta_batch=8, updates=updates, seeds=tuple(seeds))
     return ([CoalaRun("shaping", rule, **common) for rule in RULES]
             + [CoalaRun("mixed", rule, p_naive=0.75, population=4, normalize_advantages=True, **common)

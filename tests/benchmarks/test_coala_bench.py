@@ -71,3 +71,8 @@ def test_the_sequence_suite_runs_gru_agents_and_its_claim_reads_them():
     assert rows[6]["status"] == "pass" and "GRU" in rows[6]["setting"] and rows[5]["status"] == "not run"
     rows = coala.claims([record("coala", 0.0), record("m-fos", 0.0), record("batch-unaware", 0.0)])
     assert rows[6]["status"] == "fail"
+
+
+def test_the_sequence_suite_refuses_a_policy_that_is_not_a_sequence_policy():
+    with pytest.raises(ValueError, match="policy must be a sequence policy, 'gru' or 'hawk'; got 'tabular'"):
+        coala.sequence_runs("tabular")
