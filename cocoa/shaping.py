@@ -1,4 +1,4 @@
-"""Co-player shaping in the iterated prisoner's dilemma with tabular policies: the batched runner.
+"""Co-player shaping: the batched runner, on the iterated prisoner's dilemma and CleanUp-lite.
 
 Meulemans et al., "Multi-agent cooperation through learning-aware policy gradients", ICLR 2025,
 arXiv 2410.18636 (Algorithm 1, the mixed pools of Sec. 5); docs/estimators/coala.md.
@@ -18,6 +18,10 @@ naive with probability ``p_naive``; the meta-batch axis is never mixed into the 
 score is weighed by ``rule_returns`` of the meta agent's rewards: the rule (COALA, M-FOS or
 batch-unaware) against a naive learner, batch-unaware against a meta agent. All meta agents update
 at once. One compiled call runs a whole update: every meta-trajectory, the gradients and an Adam step.
+
+On ``CleanUpLite-v0`` (``env``) the meta agents are sequence policies over its grid observations
+and the naive co-players run the same network, trained by A2C (``cocoa.network_game``); the update
+is the same.
 """
 
 from __future__ import annotations
@@ -36,19 +40,31 @@ from cocoa.agents.coala import RULES, rule_returns
 from cocoa.envs.base import check_integer
 from cocoa.hawk import HawkBlock
 from cocoa.envs import ipd
+from cocoa.envs.cleanup_lite import NUM_ACTIONS as CLEANUP_ACTIONS, CleanUpLite
 from cocoa.envs.ipd import COOPERATE, DEFECT, NUM_OBSERVATIONS, IteratedPrisonersDilemma
+from cocoa import network_game
 
+IPD, CLEANUP = IteratedPrisonersDilemma.name, CleanUpLite.name
+ENVS = (IPD, CLEANUP)
 POLICIES = ("tabular", "gru", "hawk")
 NAIVE_BASELINES = ("batch-mean", "value")
 METRICS = ("meta_reward", "naive_reward", "meta_vs_meta_reward")
 COOPERATION = ("meta_cooperation", "naive_cooperation", "meta_vs_meta_cooperation")  # per inner episode
 
 
+NAIVE_POLICIES = ("memory-1", "network")
+ENV_DEFAULTS = {IPD: dict(episode_length=10, naive_policy="memory-1"),
+                CLEANUP: dict(episode_length=64, naive_policy="network")}
+NAIVE_LEARNING_RATES = {"memory-1": 10.0, "network": 0.005}
+
+
 @dataclasses.dataclass(frozen=True)
 class ShapingConfig:
-    """Sizes and learning rates of the shaping runner (the paper's IPD sizes: T 10, M 20, B 16)."""
+    """Sizes and learning rates of the shaping runner (the paper's IPD sizes: T 10, M 20, B 16).
+    Settings left at None take their environment's default (``ENV_DEFAULTS``)."""
 
-    episode_length: int = 10  # T
+    env: str = IPD
+    episode_length: int | None = None  # T: 10 on the IPD, 64 on CleanUp-lite
     episodes: int = 20  # M
     batch_size: int = 16  # B
     meta_batch: int = 32  # independent co-players per meta agent and update
@@ -57,15 +73,22 @@ class ShapingConfig:
     # meta-trajectory, its state kept across inner episodes and reset only at the start; "hawk":
     # the same with one residual Hawk block (RG-LRU) in place of the GRU, the paper's choice.
     policy: str = "tabular"
+    # The naive co-players: "memory-1" (5 logits, the IPD only) or "network" (the meta agents'
+    # network, its context reset every inner episode, trained by A2C; cocoa.network_game). With
+    # "network" every player runs one network over the env's observation vectors with a categorical
+    # readout (so a "gru" meta agent here is not the IPD's "gru" with its logit of cooperating).
+    naive_policy: str | None = None
     hidden_size: int = 32  # the GRU's or the Hawk block's width
     population: int = 1  # meta agents, updated together
     p_naive: float = 1.0  # the probability that a co-player is naive, else another meta agent of the pool
     # Per opponent type, over the pool's whole batch: the weights' mean subtracted, divided by their std.
     normalize_advantages: bool = False
     meta_learning_rate: float = 0.05
-    # Fast enough that the co-player stops being exploitable within a meta-trajectory; at 1.0 it is
-    # not, and shaping it is worth less than defecting (docs/estimators/coala.md).
-    naive_learning_rate: float = 10.0
+    # Memory-1: the step size of plain gradient ascent on the naive learner's 5 logits, 10: fast
+    # enough that it stops being exploitable within a meta-trajectory (at 1.0 it is not, and shaping
+    # it is worth less than defecting; docs/estimators/coala.md). Network: Adam's learning rate,
+    # 0.005 (the paper's), the gradient norm clipped at 1.
+    naive_learning_rate: float | None = None
     # The naive learner's baseline: "batch-mean" (the mean return at each step over its B games) or
     # "value" (A2C: a learned value per observation, 0 at each meta-trajectory's start; after every
     # inner episode each value moves ``naive_value_learning_rate`` of the way to the mean return
@@ -75,6 +98,16 @@ class ShapingConfig:
     reward_scale: float = 0.05  # the naive learner's rewards, as in the paper
 
     def __post_init__(self):
+        if self.env not in ENVS:
+            raise ValueError(f"unknown env {self.env!r}; known shaping envs: {', '.join(ENVS)}")
+        for name, value in ENV_DEFAULTS[self.env].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        if self.naive_policy not in NAIVE_POLICIES:
+            raise ValueError(f"unknown naive_policy {self.naive_policy!r}; known naive policies: "
+                             f"{', '.join(NAIVE_POLICIES)}")
+        if self.naive_learning_rate is None:
+            object.__setattr__(self, "naive_learning_rate", NAIVE_LEARNING_RATES[self.naive_policy])
         if self.policy not in POLICIES:
             raise ValueError(f"unknown policy {self.policy!r}; known policies: {', '.join(POLICIES)}")
         for name in ("episode_length", "episodes", "batch_size", "meta_batch", "population", "hidden_size"):
@@ -84,6 +117,13 @@ class ShapingConfig:
                              f"{', '.join(NAIVE_BASELINES)}")
         if self.rule not in RULES:
             raise ValueError(f"unknown rule {self.rule!r}; known rules: {', '.join(RULES)}")
+        if self.env == CLEANUP and self.naive_policy != "network":
+            raise ValueError(f"naive_policy {self.naive_policy!r} is the IPD's; on {CLEANUP} naive learners are "
+                             "'network'")
+        if self.naive_policy == "network" and self.policy == "tabular":
+            raise ValueError("naive_policy 'network' runs the meta agents' network, so the policy must be a "
+                             f"sequence policy, 'gru' or 'hawk'; got 'tabular'" + (f" (on {CLEANUP} it is always "
+                             "'network')" if self.env == CLEANUP else ""))
         if not isinstance(self.naive_value_learning_rate, (int, float)) or not 0 < self.naive_value_learning_rate <= 1:
             raise ValueError(f"naive_value_learning_rate must be in (0, 1]; got {self.naive_value_learning_rate!r}")
         for name in ("meta_learning_rate", "naive_learning_rate", "reward_scale"):
@@ -102,7 +142,7 @@ class ShapingConfig:
 @dataclasses.dataclass(frozen=True)
 class MetaPolicy:
     """A meta agent's policy over the meta-trajectory: ``init(key)`` -> params; ``initial_state(batch)``;
-    ``apply(params, state, seen (B,), episode ())`` -> (logit of cooperating (B,), state). The state
+    ``apply(params, state, seen (B,), episode ())`` -> (logit of cooperating (B,), state) on the IPD. The state
     is reset only at the meta-trajectory's start (``initial_state``), never at an inner episode's."""
 
     init: Callable
@@ -117,40 +157,100 @@ def tabular_policy(config: ShapingConfig) -> MetaPolicy:
                       apply=lambda params, state, seen, episode: (params[episode, seen], state))
 
 
-def gru_policy(config: ShapingConfig) -> MetaPolicy:
-    """A haiku GRU of width ``hidden_size`` over the observations (one-hot, 5) of the whole
-    meta-trajectory, with a zero-initialised linear readout: it starts at P(cooperate) = 1/2 and
-    can tell the inner episodes and its co-player apart only from what it has seen."""
+def _sequence_core(config: ShapingConfig, inputs, state):
+    """The recurrent part of the sequence policies, inside a haiku transform: a GRU of width
+    ``hidden_size`` on the inputs, or a linear embedding to that width and one residual Hawk block."""
+    if config.policy == "gru":
+        return hk.GRU(config.hidden_size)(inputs, state)
+    inputs = hk.Linear(config.hidden_size, name="embed")(inputs)
+    return HawkBlock(config.hidden_size)(inputs, state)
+
+
+def _initial_state(config: ShapingConfig):
+    if config.policy == "gru":
+        return lambda batch: jnp.zeros((batch, config.hidden_size))
+    return lambda batch: HawkBlock.initial_state(batch, config.hidden_size)
+
+
+def _ipd_sequence_policy(config: ShapingConfig) -> MetaPolicy:
+    """The sequence core over the IPD's observations (one-hot, 5) of the whole meta-trajectory, with
+    a zero-initialised linear readout of the logit of cooperating: it starts at P(cooperate) = 1/2
+    and can tell the inner episodes and its co-player apart only from what it has seen."""
 
     def forward(state, seen):
-        inputs = jax.nn.one_hot(seen, NUM_OBSERVATIONS)
-        output, state = hk.GRU(config.hidden_size)(inputs, state)
+        output, state = _sequence_core(config, jax.nn.one_hot(seen, NUM_OBSERVATIONS), state)
         return hk.Linear(1, w_init=jnp.zeros, name="policy_head")(output)[:, 0], state
 
     network = hk.without_apply_rng(hk.transform(forward))
-    initial_state = lambda batch: jnp.zeros((batch, config.hidden_size))
+    initial_state = _initial_state(config)
     return MetaPolicy(init=lambda key: network.init(key, initial_state(1), jnp.zeros(1, jnp.int32)),
                       initial_state=initial_state,
                       apply=lambda params, state, seen, episode: network.apply(params, state, seen))
+
+
+def gru_policy(config: ShapingConfig) -> MetaPolicy:
+    """The GRU sequence policy on the IPD (``_ipd_sequence_policy``)."""
+    return _ipd_sequence_policy(dataclasses.replace(config, policy="gru"))
 
 
 def hawk_policy(config: ShapingConfig) -> MetaPolicy:
-    """A linear embedding of the observations (one-hot, 5) to width ``hidden_size``, one residual
-    Hawk block (``cocoa.hawk``) over the whole meta-trajectory, a zero-initialised linear readout."""
+    """The Hawk sequence policy on the IPD (``_ipd_sequence_policy``; ``cocoa.hawk``)."""
+    return _ipd_sequence_policy(dataclasses.replace(config, policy="hawk"))
 
-    def forward(state, seen):
-        inputs = hk.Linear(config.hidden_size, name="embed")(jax.nn.one_hot(seen, NUM_OBSERVATIONS))
-        output, state = HawkBlock(config.hidden_size)(inputs, state)
-        return hk.Linear(1, w_init=jnp.zeros, name="policy_head")(output)[:, 0], state
+
+def _network_env(config: ShapingConfig):
+    """The env of a network game, its observation vectors and actions (``cocoa.network_game``)."""
+    if config.env == CLEANUP:
+        return CleanUpLite(episode_length=config.episode_length)
+    return _KeyedIPD(IteratedPrisonersDilemma(episode_length=config.episode_length))
+
+
+class _KeyedIPD:
+    """The IPD with the key arguments of a stochastic gymnax-style env (it needs no randomness)."""
+
+    num_actions = ipd.NUM_ACTIONS
+    observation_shape = (NUM_OBSERVATIONS,)
+
+    def __init__(self, env):
+        self.env = env
+
+    def reset(self, key):
+        return self.env.reset()
+
+    def step(self, key, state, actions):
+        return self.env.step(state, actions)
+
+
+def player_network(config: ShapingConfig):
+    """The network every player runs in a network game (``naive_policy="network"``): the sequence
+    core over the env's observation vectors, then zero-initialised policy (a logit per action) and
+    value readouts, so it starts uniform. Returns (``init(key)`` -> params, ``apply(params, state,
+    observations (B, D))`` -> ((logits (B, A), value (B,)), state), ``initial_state(batch)``)."""
+    env = _network_env(config)
+
+    def forward(state, observations):
+        output, state = _sequence_core(config, observations, state)
+        logits = hk.Linear(env.num_actions, w_init=jnp.zeros, name="policy_head")(output)
+        value = hk.Linear(1, w_init=jnp.zeros, name="value_head")(output)[:, 0]
+        return (logits, value), state
 
     network = hk.without_apply_rng(hk.transform(forward))
-    initial_state = lambda batch: HawkBlock.initial_state(batch, config.hidden_size)
-    return MetaPolicy(init=lambda key: network.init(key, initial_state(1), jnp.zeros(1, jnp.int32)),
-                      initial_state=initial_state,
-                      apply=lambda params, state, seen, episode: network.apply(params, state, seen))
+    initial_state = _initial_state(config)
+    init = lambda key: network.init(key, initial_state(1), jnp.zeros((1,) + env.observation_shape))
+    return init, network.apply, initial_state
 
 
 def make_policy(config: ShapingConfig) -> MetaPolicy:
+    """The config's meta policy. In a network game (``naive_policy="network"``) its ``apply`` takes the
+    observation vectors (B, D) and gives a logit per action (B, A)."""
+    if config.naive_policy == "network":
+        init, apply, initial_state = player_network(config)
+
+        def logits(params, state, observations, episode):
+            (logits, _), state = apply(params, state, observations)
+            return logits, state
+
+        return MetaPolicy(init=init, initial_state=initial_state, apply=logits)
     return {"tabular": tabular_policy, "gru": gru_policy, "hawk": hawk_policy}[config.policy](config)
 
 
@@ -238,6 +338,31 @@ def make_meta_trajectory(config: ShapingConfig, policy: MetaPolicy | None = None
     return run
 
 
+def make_game(config: ShapingConfig) -> Callable:
+    """(meta params, key, opponent params, is_naive) -> the dict of ``make_meta_trajectory``. A
+    memory-1 naive learner starts at logits 0 (cooperates with probability 1/2); a network one from
+    params of ``player_network`` drawn with its own key, and takes one A2C step per inner episode
+    with Adam (``naive_learning_rate``, gradient norm clipped at 1)."""
+    if config.naive_policy == "memory-1":
+        run = make_meta_trajectory(config)
+        return lambda meta_params, key, opponent_params, is_naive: run(
+            meta_params, jnp.zeros(NUM_OBSERVATIONS), key, opponent_params, is_naive)
+    init, apply, initial_state = player_network(config)
+    return network_game.make_run(
+        _network_env(config), apply, init, initial_state, episode_length=config.episode_length,
+        episodes=config.episodes, batch_size=config.batch_size,
+        naive_optimizer=optax.chain(optax.clip_by_global_norm(1.0), optax.adam(config.naive_learning_rate)),
+        reward_scale=config.reward_scale, naive_baseline=config.naive_baseline,
+        cooperation=_cooperation(config))
+
+
+def _cooperation(config: ShapingConfig) -> Callable:
+    """(env state, actions (2,)) -> bool (2,): what the reports count as cooperating."""
+    if config.env == CLEANUP:
+        return lambda state, actions: state.positions[:, 1] == 0  # on the river column, where dirt is cleaned
+    return lambda state, actions: actions == COOPERATE
+
+
 def init_params(config: ShapingConfig, key=None):
     """The pool's starting params, each leaf with a leading population axis; the tabular policy's are
     logits (population, M, 5), all zero (cooperate with probability 1/2)."""
@@ -264,7 +389,7 @@ def make_meta_update(config: ShapingConfig) -> tuple[Callable, optax.GradientTra
     """((pool params, optimiser state), key) -> ((pool params, optimiser state), metrics): one
     jitted update of the pool (module docstring). Metrics: the rewards per step of ``METRICS`` (NaN
     where no game of that kind was played) and the cooperation per inner episode, (M,), of ``COOPERATION``."""
-    run = make_meta_trajectory(config)
+    run = make_game(config)
     optimizer = optax.adam(config.meta_learning_rate)
     pool, slots, steps = config.population, config.meta_batch, config.episode_length
 
@@ -276,9 +401,8 @@ def make_meta_update(config: ShapingConfig) -> tuple[Callable, optax.GradientTra
         opponents = (jnp.arange(pool)[:, None] + offsets) % pool * jnp.ones((pool, slots), jnp.int32)
         opponent_params = jax.tree.map(lambda x: jax.lax.stop_gradient(x)[opponents], pool_params)  # (P, K, ...)
         keys = jax.random.split(play_key, pool * slots).reshape(pool, slots, -1)
-        naive_start = jnp.zeros(NUM_OBSERVATIONS)
-        play = jax.vmap(jax.vmap(run, (None, None, 0, 0, 0)), (0, None, 0, 0, 0))
-        games = play(pool_params, naive_start, keys, opponent_params, is_naive)  # each (P, K, B, M T)
+        play = jax.vmap(jax.vmap(run, (None, 0, 0, 0)), (0, 0, 0, 0))
+        games = play(pool_params, keys, opponent_params, is_naive)  # each (P, K, B, M T)
         by_rule = jax.vmap(jax.vmap(lambda r: rule_returns(r, steps, config.rule)))
         unaware = jax.vmap(jax.vmap(lambda r: rule_returns(r, steps, "batch-unaware")))
         naive = is_naive[:, :, None, None]
