@@ -7,8 +7,10 @@ It runs three parts into ``OUT/``, each resumable and each on the chosen backend
 - ``OUT/tree/``: the tree's exact gradient variance at each state overlap (``overlap<o>.json``);
 - ``OUT/coala/``: the ``coala`` suite, with its own report.
 
-The sequence-policy claim reads ``OUT/coala-sequence/`` when ``cocoa bench coala-sequence --out
-OUT/coala-sequence`` has been run there (about 11 minutes more; not part of this command's budget).
+The sequence-policy claims read ``OUT/coala-sequence/`` when ``cocoa bench coala-sequence --out
+OUT/coala-sequence`` has been run there (about 11 minutes more), and the CleanUp-lite claims
+``OUT/coala-cleanup/`` after ``cocoa bench coala-cleanup --out OUT/coala-cleanup`` (about 12
+minutes more); neither is part of this command's budget.
 
 Then ``OUT/report.md`` (the claims table, the figures and a paragraph per part) and
 ``OUT/claims.json`` (the same rows: ``claim_table``). Rows that need more compute than this
@@ -128,7 +130,8 @@ def write_report(out_dir, failed: list[str] = ()) -> Path:
     tree = _tree_records(out)
     rows = (cocoa_claims.key_to_door_rows(k2d) + cocoa_claims.tree_rows(tree)
             + coala.claims(coala.finished_records(out / "coala")
-                           + coala.finished_records(out / coala.SEQUENCE_NAME, coala.sequence_runs())))
+                           + coala.finished_records(out / coala.SEQUENCE_NAME, coala.sequence_runs())
+                           + coala.finished_records(out / coala.CLEANUP_NAME, coala.cleanup_runs())))
     records.atomic_write(out / "claims.json", json.dumps(rows, indent=1))
     ends = [r for r in tree if r["env_params"]["overlap"] in (min(cocoa_claims.TREE_OVERLAPS), max(cocoa_claims.TREE_OVERLAPS))]
     if tree:

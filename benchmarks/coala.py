@@ -1,10 +1,13 @@
-"""``cocoa bench coala``: the COALA paper's IPD claims, run with the tabular shaping runner and the
-analytic IPD, as ``DIR/results.json`` (one record per run), ``DIR/report.md`` and two figures.
+"""``cocoa bench coala``, ``coala-sequence`` and ``coala-cleanup``: the COALA paper's claims, run with
+the shaping runner (``cocoa.shaping``) and the analytic IPD, as ``DIR/results.json`` (one record per
+run), ``DIR/report.md`` and two figures.
 
 Meulemans et al., "Multi-agent cooperation through learning-aware policy gradients", ICLR 2025,
-arXiv 2410.18636 (Sec. 5, the IPD experiments); docs/estimators/coala.md. The paper's IPD sizes
-(T 10, M 20, B 16) with the meta-batch cut to fit a CPU. Every finished run is saved at once
-(``DIR/runs/NAME.json``) and kept on a rerun: an interrupted suite resumes.
+arXiv 2410.18636 (Sec. 5); docs/estimators/coala.md. ``coala``: the IPD with tabular meta agents at
+the paper's IPD sizes (T 10, M 20, B 16), the meta-batch cut to fit a CPU; ``coala-sequence``: the
+same with GRU meta agents; ``coala-cleanup``: CleanUp-lite with GRU meta agents and A2C network naive
+learners, far below the paper's scale. Every finished run is saved at once (``DIR/runs/NAME.json``)
+and kept on a rerun: an interrupted suite resumes.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 from cocoa.benchmarks import backends
 from cocoa.benchmarks.claim_table import COALA_PAPER, Missing, markdown, row
 from cocoa.benchmarks.records import atomic_write
-from cocoa.shaping import COOPERATION, METRICS, ShapingConfig, train_analytic_pool, train_shaping
+from cocoa.shaping import CLEANUP, COOPERATION, IPD, METRICS, ShapingConfig, train_analytic_pool, train_shaping
 
 NAME = "coala"
 DESCRIPTION = ("The COALA paper's IPD claims: shaping naive learners and mixed pools under COALA, M-FOS and "
@@ -33,10 +36,12 @@ ANALYTIC_UPDATES = 600  # exact gradient steps of the analytic pool: converged w
 
 @dataclasses.dataclass(frozen=True)
 class CoalaRun:
-    """One run: ``setting`` "shaping" or "mixed", on the sampled IPD ("tabular") or the analytic one."""
+    """One run: ``setting`` "shaping" or "mixed", on the sampled IPD ("tabular") or the analytic one,
+    or on CleanUp-lite (``env``)."""
 
     setting: str
     rule: str
+    env: str = IPD
     policy: str = "tabular"  # "gru" or "hawk" (sequence policies), or "analytic memory-1"
     meta_learning_rate: float = 0.05
     p_naive: float = 1.0
@@ -50,7 +55,8 @@ class CoalaRun:
 
     @property
     def name(self) -> str:
-        return f"{self.setting}-{self.policy.split()[0]}-{self.rule}-p{self.p_naive:g}"
+        prefix = "" if self.env == IPD else "cleanup-"
+        return f"{prefix}{self.setting}-{self.policy.split()[0]}-{self.rule}-p{self.p_naive:g}"
 
 
 def default_runs(updates: int = 2000, seeds=(0, 1), sizes=(10, 20, 16), log_every: int = 100) -> list[CoalaRun]:
@@ -83,6 +89,30 @@ def sequence_runs(policy: str = "gru", updates: int = 1000, seeds=(0,)) -> list[
                for rule in RULES])
 
 
+CLEANUP_NAME = "coala-cleanup"
+CLEANUP_DESCRIPTION = ("The COALA CleanUp-lite claims at CPU scale: GRU meta agents against A2C network naive learners "
+                       "(T 64, M 4, B 4, meta-batch 4), shaping under each rule and mixed pools of 4 at p_naive 0.75, "
+                       "1 seed x 500 updates (about 7 minutes here; the paper's scale is an accelerator's).")
+
+
+def cleanup_runs(updates: int = 500, seeds=(0,), sizes=(64, 4, 4), meta_batch: int = 4,
+                 log_every: int = 50) -> list[CoalaRun]:
+    """The shaping and mixed-pool runs on CleanUp-lite with GRU meta agents and network naive learners."""
+    common = dict(env=CLEANUP, policy="gru", meta_learning_rate=0.003, meta_batch=meta_batch, updates=updates,
+                  seeds=tuple(seeds), sizes=tuple(sizes), log_every=log_every)
+    return ([CoalaRun("shaping", rule, **common) for rule in RULES]
+            + [CoalaRun("mixed", rule, p_naive=0.75, population=4, normalize_advantages=True, **common)
+               for rule in RULES])
+
+
+def runs_of(suite: str) -> list[CoalaRun]:
+    """The runs of the COALA suite named ``suite``."""
+    known = {NAME: default_runs, SEQUENCE_NAME: sequence_runs, CLEANUP_NAME: cleanup_runs}
+    if suite not in known:
+        raise ValueError(f"unknown COALA suite {suite!r}; known: {', '.join(known)}")
+    return known[suite]()
+
+
 def _clean(value):
     """JSON-safe: NaN and inf as null, numpy as Python."""
     if isinstance(value, dict):
@@ -106,7 +136,7 @@ def _stat(values):
 
 def run_one(run: CoalaRun, progress: bool = True) -> dict:
     """Train ``run`` and return its record (results.json's row)."""
-    record = {"name": run.name, "setting": run.setting, "rule": run.rule, "policy": run.policy,
+    record = {"name": run.name, "env": run.env, "setting": run.setting, "rule": run.rule, "policy": run.policy,
               "p_naive": run.p_naive, "population": run.population, "seeds": list(run.seeds)}
     if run.policy.startswith("analytic"):
         outs = [train_analytic_pool(population=run.population, p_naive=run.p_naive, seed=s, updates=ANALYTIC_UPDATES)
@@ -118,7 +148,7 @@ def run_one(run: CoalaRun, progress: bool = True) -> dict:
         record.update(exact=True, updates=ANALYTIC_UPDATES, steps_per_update=None)
         return _clean(record)
     episode_length, episodes, batch = run.sizes
-    config = ShapingConfig(episode_length=episode_length, episodes=episodes, batch_size=batch, rule=run.rule,
+    config = ShapingConfig(env=run.env, episode_length=episode_length, episodes=episodes, batch_size=batch, rule=run.rule,
                            population=run.population, p_naive=run.p_naive, meta_batch=run.meta_batch,
                            normalize_advantages=run.normalize_advantages, policy=run.policy,
                            meta_learning_rate=run.meta_learning_rate)
@@ -137,16 +167,17 @@ def run_one(run: CoalaRun, progress: bool = True) -> dict:
 
 
 DOCS = "docs/estimators/coala.md"
+CLEANUP_DOCS = "docs/environments/cleanup_lite.md"
 
 
 def claims(records: list[dict]) -> list[dict]:
     """The paper's IPD claims against the records (``claim_table`` rows: pass / fail / not run)."""
-    by = {(r["setting"], r["policy"], r["rule"], r["p_naive"]): r for r in records}
+    by = {(r.get("env", IPD), r["setting"], r["policy"], r["rule"], r["p_naive"]): r for r in records}
 
-    def get(setting, rule, p, policy="tabular"):
-        if (setting, policy, rule, p) not in by:
-            raise Missing(f"no {setting} {policy} {rule} run at p_naive {p:g}")
-        return by[(setting, policy, rule, p)]
+    def get(setting, rule, p, policy="tabular", env=IPD):
+        if (env, setting, policy, rule, p) not in by:
+            raise Missing(f"no {env} {setting} {policy} {rule} run at p_naive {p:g}")
+        return by[(env, setting, policy, rule, p)]
 
     def shaping(policy):
         def measure():
@@ -179,16 +210,30 @@ def claims(records: list[dict]) -> list[dict]:
         c = get("mixed", "coala", 0.75, "analytic memory-1")
         return f"meta-vs-meta {c['meta_vs_meta_reward']:.3f} (exact)", c["meta_vs_meta_reward"] > 0.8
 
-    def not_built(why):
-        def measure():
-            raise Missing(why)
-        return measure
+    def cleanup_shaping():
+        c, m, u = (get("shaping", r, 1.0, "gru", CLEANUP) for r in RULES)
+        text = (f"COALA meta {_value(c, 'meta_reward')}, naive {_value(c, 'naive_reward')}; "
+                f"M-FOS meta {_value(m, 'meta_reward')}; batch-unaware meta {_value(u, 'meta_reward')}"
+                f" ({len(c['seeds'])} seed(s), {c['updates']:,} updates of {c['steps_per_update']:,} steps)")
+        return text, c["meta_reward"] > c["naive_reward"] and c["meta_reward"] > max(m["meta_reward"], u["meta_reward"])
+
+    def cleanup_mixed():
+        c, m, u = (get("mixed", r, 0.75, "gru", CLEANUP) for r in RULES)
+        text = (f"meta-vs-meta: COALA {_value(c, 'meta_vs_meta_reward')}, M-FOS {_value(m, 'meta_vs_meta_reward')}, "
+                f"batch-unaware {_value(u, 'meta_vs_meta_reward')}; time on the river in meta-vs-meta games, "
+                f"last inner episode: COALA {_last(c)}, M-FOS {_last(m)}, batch-unaware {_last(u)} "
+                f"({len(c['seeds'])} seed(s), {c['updates']:,} updates of {c['steps_per_update']:,} steps)")
+        others = max(m["meta_vs_meta_reward"], u["meta_vs_meta_reward"])
+        return text, c["meta_vs_meta_reward"] > 1.1 * others
 
     ipd = "Sec. 5, the iterated prisoner's dilemma"
     tabular = "tabular meta agents, T 10 M 20 B 16, mean ± s.e. over seeds of the last 100 updates"
     command = "cocoa bench coala --out results/coala"
     gru = "GRU meta agents (width 32), meta-batch 8, T 10 M 20 B 16, the last 100 updates"
     sequence_command = f"cocoa bench {SEQUENCE_NAME} --out OUT/{SEQUENCE_NAME} (OUT: the claims report's folder)"
+    cleanup = ("CPU scale: GRU meta agents (width 32) against A2C network naive learners, T 64 M 4 B 4, meta-batch 4, "
+               "the last 50 updates; the paper's runs are accelerator-scale, about 10^8 environment steps per update")
+    cleanup_command = f"cocoa bench {CLEANUP_NAME} --out OUT/{CLEANUP_NAME} (OUT: the claims report's folder)"
     return [
         row("COALA extorts naive learners (meta above 1, naive below 1) where M-FOS and batch-unaware get far less",
             COALA_PAPER, ipd, f"shaping, {tabular}", "COALA meta > 1 > naive, and > the others + 0.3", DOCS,
@@ -208,10 +253,25 @@ def claims(records: list[dict]) -> list[dict]:
         row("With sequence policies mixed pools of COALA agents cooperate; M-FOS and batch-unaware defect",
             COALA_PAPER, ipd, f"mixed pool of 4, p_naive 0.75, {gru}", "COALA > 0.8, the others < 0.3", DOCS,
             mixed("gru"), sequence_command),
-        row("COALA agents cooperate in the CleanUp social dilemma", COALA_PAPER, "Sec. 5, CleanUp",
-            "CleanUp-lite, 5 x 4 grid, T 64", "-", "docs/environments/cleanup_lite.md",
-            not_built("accelerator-scale, and no CleanUp-lite training runner yet"), ""),
+        row("On CleanUp-lite COALA shapes naive learners to its own advantage, more than M-FOS and batch-unaware",
+            COALA_PAPER, "Sec. 5, CleanUp", f"shaping, {cleanup}", "COALA meta > naive, and > the others' meta",
+            CLEANUP_DOCS, cleanup_shaping, cleanup_command),
+        row("On CleanUp-lite mixed pools of COALA agents cooperate; M-FOS and batch-unaware get less from each other",
+            COALA_PAPER, "Sec. 5, CleanUp", f"mixed pool of 4, p_naive 0.75, {cleanup}",
+            "COALA meta-vs-meta > 1.1 x the others'", CLEANUP_DOCS, cleanup_mixed, cleanup_command),
     ]
+
+
+# Per env: the report's title, the figures' short name and what "cooperation" measures there.
+ENV_LABELS = {IPD: ("the iterated prisoner's dilemma", "IPD", "P(cooperate)"),
+              CLEANUP: ("CleanUp-lite", "CleanUp-lite", "fraction of steps on the river")}
+
+
+def _env(records: list[dict]) -> str:
+    envs = {r.get("env", IPD) for r in records}
+    if len(envs) > 1:
+        raise ValueError(f"a COALA report covers one env; these records mix {sorted(envs)}")
+    return envs.pop() if envs else IPD
 
 
 def _figures(records: list[dict], out: Path) -> list[str]:
@@ -224,6 +284,8 @@ def _figures(records: list[dict], out: Path) -> list[str]:
     policies = "/".join(sorted({r["policy"] for r in sampled}))
     seeds = sorted({len(r["seeds"]) for r in sampled})
     seeds = "/".join(map(str, seeds)) + " seeds, mean"
+    env = _env(records)
+    _, short, cooperation = ENV_LABELS[env]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for r in sampled:
         if r["setting"] == "shaping":
@@ -232,9 +294,11 @@ def _figures(records: list[dict], out: Path) -> list[str]:
         elif r["p_naive"] > 0:
             axes[1].plot(r["update"], r["meta_vs_meta_reward_curve"], label=f"{r['rule']} meta vs meta")
     for ax, title in zip(axes, ("Shaping naive learners", "Mixed pool, p_naive 0.75")):
-        ax.set(xlabel="meta update", ylabel="reward per step", title=f"IPD, {policies} meta agents: {title} ({seeds})")
-        ax.axhline(1.0, color="grey", lw=0.5)
-        ax.legend(fontsize=7)
+        ax.set(xlabel="meta update", ylabel="reward per step", title=f"{short}, {policies} meta agents: {title} ({seeds})")
+        if env == IPD:  # mutual cooperation's reward
+            ax.axhline(1.0, color="grey", lw=0.5)
+        if ax.get_legend_handles_labels()[0]:  # a suite without mixed (or shaping) runs leaves a panel empty
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=110)
     plt.close(fig)
@@ -244,13 +308,18 @@ def _figures(records: list[dict], out: Path) -> list[str]:
             ax.plot(np.arange(1, len(r["meta_cooperation"]) + 1), r["meta_cooperation"], label=f"{r['rule']} meta")
             ax.plot(np.arange(1, len(r["naive_cooperation"]) + 1), r["naive_cooperation"], "--",
                     label=f"{r['rule']} naive")
-    ax.set(xlabel="inner episode of the meta-trajectory", ylabel="P(cooperate)",
-           title=f"IPD shaping: cooperation within a meta-trajectory ({seeds})")
+    ax.set(xlabel="inner episode of the meta-trajectory", ylabel=cooperation,
+           title=f"{short} shaping: cooperation within a meta-trajectory ({seeds})")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "cooperation.png", dpi=110)
     plt.close(fig)
     return ["curves.png", "cooperation.png"]
+
+
+def _last(record, name="meta_vs_meta_cooperation"):
+    values = record.get(name) or [None]
+    return "–" if values[-1] is None else f"{values[-1]:.3f}"
 
 
 def _value(record, name):
@@ -266,9 +335,13 @@ def write_report(records: list[dict], out: Path, failed: dict[str, str] | None =
     atomic_write(out / "results.json", json.dumps(records, indent=1))
     atomic_write(out / "claims.json", json.dumps(rows, indent=1))
     figures = _figures(records, out)
-    lines = ["# COALA-PG on the iterated prisoner's dilemma", "",
-             "Meulemans et al., ICLR 2025, arXiv 2410.18636. Rewards per step over each run's last block of updates (the sampled runs: 100 updates), mean ± standard "
-             "error over seeds; analytic rows are exact. See docs/estimators/coala.md.", "",
+    env = _env(records)
+    blocks = sorted({r["update"][-1] - r["update"][-2] if len(r.get("update") or []) > 1 else r["updates"]
+                     for r in records if not r["exact"]})
+    lines = [f"# COALA-PG on {ENV_LABELS[env][0]}", "",
+             "Meulemans et al., ICLR 2025, arXiv 2410.18636. Rewards per step over each run's last block of updates "
+             f"(the sampled runs: {'/'.join(map(str, blocks))} updates), mean ± standard error over seeds; analytic "
+             f"rows are exact. See {DOCS}" + (f" and {CLEANUP_DOCS}." if env == CLEANUP else "."), "",
              "| setting | policy | rule | p_naive | seeds | meta vs naive | naive | meta vs meta |",
              "|---|---|---|---|---|---|---|---|"]
     for r in records:

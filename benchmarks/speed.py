@@ -135,12 +135,13 @@ def oracle_seconds(mdp: TabularMDP, repeats: int) -> float:
     return _best_time(lambda: oracle.policy_gradient(mdp, logits, epsilon=0.05), repeats)
 
 
-def shaping_throughput(policy: str, updates: int, repeats: int) -> float:
-    """Env-steps/s (joint actions) of the co-player shaping runner at the COALA paper's IPD sizes
-    (T 10, M 20, B 16), meta-batch 32, one compiled meta update per call, after compilation."""
+def shaping_throughput(policy: str, updates: int, repeats: int, **settings) -> float:
+    """Env-steps/s (joint actions) of the co-player shaping runner, by default at the COALA paper's
+    IPD sizes (T 10, M 20, B 16), meta-batch 32; ``updates`` compiled meta updates per call, after
+    compilation. ``settings``: other ``ShapingConfig`` fields (the env, its sizes)."""
     from cocoa.shaping import ShapingConfig, init_params, make_meta_update
 
-    config = ShapingConfig(policy=policy)
+    config = ShapingConfig(policy=policy, **settings)
     update, optimizer = make_meta_update(config)
     params = init_params(config)
     carry = (params, optimizer.init(params))
@@ -215,6 +216,10 @@ def main(argv=None):
             f"{shaping_throughput('gru', 5, args.repeats):,.0f}")
         add("IPD shaping runner, Hawk meta policy (one RG-LRU block, width 32), same sizes (env-steps/s)",
             f"{shaping_throughput('hawk', 5, args.repeats):,.0f}")
+        cleanup = shaping_throughput("gru", 10, args.repeats, env="CleanUpLite-v0", episodes=4, batch_size=4,
+                                     meta_batch=4)
+        add("CleanUp-lite shaping runner, GRU meta agents and A2C network naive learners, T 64 M 4 B 4, "
+            "meta-batch 4 (env-steps/s)", f"{cleanup:,.0f}")
     if "oracle" in sections:
         mdp = envs.make("LinearKeyToDoor-v0", length=103).tabular_mdp()
         add("oracle policy gradient, key-to-door L=103 (s)", f"{oracle_seconds(mdp, args.repeats):.4f}", "< 1 s")

@@ -281,8 +281,8 @@ def _bench(args, extra) -> int:
     progress = not args.no_progress
     if args.suite == suites.CLAIMS:
         report, failed = claims.run(out, progress=progress, backend=backend)
-    elif args.suite in (coala.NAME, coala.SEQUENCE_NAME):
-        runs = coala.default_runs() if args.suite == coala.NAME else coala.sequence_runs()
+    elif args.suite in (coala.NAME, coala.SEQUENCE_NAME, coala.CLEANUP_NAME):
+        runs = coala.runs_of(args.suite)
         report = coala.run_suite(out, runs, progress=progress, backend=backend)
         failed = coala.failures(out, runs)
     else:

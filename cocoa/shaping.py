@@ -56,6 +56,7 @@ NAIVE_POLICIES = ("memory-1", "network")
 ENV_DEFAULTS = {IPD: dict(episode_length=10, naive_policy="memory-1"),
                 CLEANUP: dict(episode_length=64, naive_policy="network")}
 NAIVE_LEARNING_RATES = {"memory-1": 10.0, "network": 0.005}
+NAIVE_BASELINE_DEFAULTS = {"memory-1": "batch-mean", "network": "value"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,10 +91,12 @@ class ShapingConfig:
     # 0.005 (the paper's), the gradient norm clipped at 1.
     naive_learning_rate: float | None = None
     # The naive learner's baseline: "batch-mean" (the mean return at each step over its B games) or
-    # "value" (A2C: a learned value per observation, 0 at each meta-trajectory's start; after every
-    # inner episode each value moves ``naive_value_learning_rate`` of the way to the mean return
-    # seen from its observation in that episode; the policy step uses the values from before it).
-    naive_baseline: str = "batch-mean"
+    # "value" (A2C). Memory-1 learners default to "batch-mean"; their values are one per observation,
+    # 0 at each meta-trajectory's start, and after every inner episode each moves
+    # ``naive_value_learning_rate`` of the way to the mean return seen from its observation (the
+    # policy step uses the values from before it). Network learners default to "value", the
+    # paper's A2C: their value head, trained with the policy (cocoa.network_game.a2c_loss).
+    naive_baseline: str | None = None
     naive_value_learning_rate: float = 0.5
     reward_scale: float = 0.05  # the naive learner's rewards, as in the paper
 
@@ -108,6 +111,8 @@ class ShapingConfig:
                              f"{', '.join(NAIVE_POLICIES)}")
         if self.naive_learning_rate is None:
             object.__setattr__(self, "naive_learning_rate", NAIVE_LEARNING_RATES[self.naive_policy])
+        if self.naive_baseline is None:
+            object.__setattr__(self, "naive_baseline", NAIVE_BASELINE_DEFAULTS[self.naive_policy])
         if self.policy not in POLICIES:
             raise ValueError(f"unknown policy {self.policy!r}; known policies: {', '.join(POLICIES)}")
         for name in ("episode_length", "episodes", "batch_size", "meta_batch", "population", "hidden_size"):
@@ -385,12 +390,10 @@ def _normalize(weights, mask):
     return jnp.where(mask, (weights - mean) / (std + 1e-8), weights)
 
 
-def make_meta_update(config: ShapingConfig) -> tuple[Callable, optax.GradientTransformation]:
-    """((pool params, optimiser state), key) -> ((pool params, optimiser state), metrics): one
-    jitted update of the pool (module docstring). Metrics: the rewards per step of ``METRICS`` (NaN
-    where no game of that kind was played) and the cooperation per inner episode, (M,), of ``COOPERATION``."""
+def make_meta_gradient(config: ShapingConfig) -> Callable:
+    """(pool params, key) -> (the gradient of the pool's meta objective, to be descended; metrics):
+    the rule's score-function estimate from one meta-batch of games (module docstring)."""
     run = make_game(config)
-    optimizer = optax.adam(config.meta_learning_rate)
     pool, slots, steps = config.population, config.meta_batch, config.episode_length
 
     def surrogate(pool_params, key):
@@ -426,9 +429,20 @@ def make_meta_update(config: ShapingConfig) -> tuple[Callable, optax.GradientTra
         }
         return -objective, metrics
 
+    return jax.grad(surrogate, has_aux=True)
+
+
+def make_meta_update(config: ShapingConfig) -> tuple[Callable, optax.GradientTransformation]:
+    """``(update, optimizer)``: ``update((pool params, optimizer state), key)`` -> (new carry,
+    metrics), the jitted update of the pool (module docstring): one Adam step along
+    ``make_meta_gradient``'s gradient. Metrics: the rewards per step of ``METRICS`` (NaN where no
+    game of that kind was played) and the cooperation per inner episode, (M,), of ``COOPERATION``."""
+    gradient_of = make_meta_gradient(config)
+    optimizer = optax.adam(config.meta_learning_rate)
+
     def update(carry, key):
         pool_params, opt_state = carry
-        gradient, metrics = jax.grad(surrogate, has_aux=True)(pool_params, key)
+        gradient, metrics = gradient_of(pool_params, key)
         updates, opt_state = optimizer.update(gradient, opt_state, pool_params)
         return (optax.apply_updates(pool_params, updates), opt_state), metrics
 

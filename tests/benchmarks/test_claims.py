@@ -71,19 +71,19 @@ def test_the_claims_report_gathers_every_part_with_links(tmp_path):
                              json.dumps([r for r in _tree(good) if r["env_params"]["overlap"] == overlap]))
     report = claims.write_report(tmp_path).read_text()
     rows = json.loads((tmp_path / "claims.json").read_text())
-    assert len(rows) == 17 and {r["status"] for r in rows} <= set(STATUSES)
+    assert len(rows) == 18 and {r["status"] for r in rows} <= set(STATUSES)
     assert _status(rows[:9]) == ["pass"] * 5 + ["not run"] * 2 + ["pass"] * 2
-    assert _status(rows[9:]) == ["not run"] * 8  # the coala part has not run
-    assert "7 pass, 0 fail, 10 not run." in report
+    assert _status(rows[9:]) == ["not run"] * 9  # the coala part has not run
+    assert "7 pass, 0 fail, 11 not run." in report
     links = re.findall(r"\[(docs/[^\]]+)\]\(([^)]+)\)", report)
     assert {page for page, _ in links} >= {"docs/benchmarks/index.md", "docs/environments/tree.md",
-                                           "docs/estimators/coala.md"}
+                                           "docs/estimators/coala.md", "docs/environments/cleanup_lite.md"}
     assert all((tmp_path / target).resolve().is_file() for _, target in links), "every docs link resolves"
     assert (tmp_path / claims.TREE_FIGURE).stat().st_size > 10_000 and "tree_variance.png" in report
     assert (tmp_path / claims.TREE_BARS).stat().st_size > 10_000 and "tree_db.png" in report  # dB bars
     assert "cocoa-reward at L = 103: 0.95 ± 0.00 after 10,000 updates" in report
 
 
-@pytest.mark.parametrize("name", ["claims", "claims-key-to-door", "coala"])
+@pytest.mark.parametrize("name", ["claims", "claims-key-to-door", "coala", "coala-sequence", "coala-cleanup"])
 def test_every_special_suite_is_listed_and_described(name):
     assert name in suites.names() and suites.describe(name)

@@ -22,7 +22,7 @@ def test_a_small_suite_writes_its_records_and_claims_and_resumes(tmp_path, monke
     assert shaping["setting"] == "shaping" and shaping["meta_vs_meta_reward"] is None  # never played: null
     assert mixed["p_naive"] == 0.75 and -1.0 <= mixed["meta_vs_meta_reward"] <= 2.0
     rows = json.loads((tmp_path / "claims.json").read_text())
-    assert len(rows) == 8 and {r["status"] for r in rows} <= {"pass", "fail", "not run"}
+    assert len(rows) == 9 and {r["status"] for r in rows} <= {"pass", "fail", "not run"}
     assert all(r["paper"] and r["where"] and r["threshold"] and r["docs"].startswith("docs/") for r in rows)
     assert rows[2]["status"] == "not run"  # the pool without naive learners was not in this suite
     assert "## Claims" in report.read_text() and (tmp_path / "curves.png").exists()
@@ -47,7 +47,7 @@ def test_the_claims_pass_and_fail_on_their_thresholds():
     assert rows[0]["status"] == "fail"  # batch-unaware within 0.3 of COALA
     records[2]["meta_reward"] = 0.2
     assert coala.claims(records)[0]["status"] == "pass"
-    assert [r["status"] for r in coala.claims(records)[1:]] == ["not run"] * 7
+    assert [r["status"] for r in coala.claims(records)[1:]] == ["not run"] * 8
 
 
 def test_the_cli_knows_the_suite():
@@ -76,3 +76,44 @@ def test_the_sequence_suite_runs_gru_agents_and_its_claim_reads_them():
 def test_the_sequence_suite_refuses_a_policy_that_is_not_a_sequence_policy():
     with pytest.raises(ValueError, match="policy must be a sequence policy, 'gru' or 'hawk'; got 'tabular'"):
         coala.sequence_runs("tabular")
+
+
+def test_a_small_cleanup_suite_writes_a_cleanup_report(tmp_path):
+    runs = [run for run in coala.cleanup_runs(updates=2, sizes=(4, 2, 2), meta_batch=2, log_every=1)
+            if run.setting == "shaping" and run.rule == "coala"]
+    assert [run.name for run in runs] == ["cleanup-shaping-gru-coala-p1"]
+    report = coala.run_suite(tmp_path, runs, progress=False).read_text()
+    (record,) = json.loads((tmp_path / "results.json").read_text())
+    assert record["env"] == "CleanUpLite-v0" and record["sizes"] == {"T": 4, "M": 2, "B": 2}
+    assert record["steps_per_update"] == 2 * 2 * 2 * 4 and len(record["meta_cooperation"]) == 2
+    assert 0.0 <= record["meta_reward"] <= 1.0 and 0.0 <= record["meta_cooperation"][-1] <= 1.0
+    assert report.startswith("# COALA-PG on CleanUp-lite") and (tmp_path / "cooperation.png").exists()
+
+
+def test_the_cleanup_claims_read_cleanup_records_only():
+    def record(setting, rule, p, meta=0.0, naive=0.0, mvm=0.0, env="CleanUpLite-v0"):
+        return {"env": env, "setting": setting, "rule": rule, "p_naive": p, "policy": "gru", "meta_reward": meta,
+                "naive_reward": naive, "meta_vs_meta_reward": mvm, "meta_vs_meta_cooperation": [0.1, 0.3],
+                "seeds": [0], "updates": 500, "steps_per_update": 4096}
+
+    shaping = [record("shaping", "coala", 1.0, 0.3, 0.1), record("shaping", "m-fos", 1.0, 0.2),
+               record("shaping", "batch-unaware", 1.0, 0.25)]
+    mixed = [record("mixed", "coala", 0.75, mvm=0.3), record("mixed", "m-fos", 0.75, mvm=0.28),
+             record("mixed", "batch-unaware", 0.75, mvm=0.1)]
+    rows = coala.claims(shaping + mixed)
+    assert [r["status"] for r in rows[7:]] == ["pass", "fail"]  # 0.3 is not 1.1 x 0.28
+    assert "river" in rows[8]["measured"] and "4,096 steps" in rows[8]["measured"]
+    assert [r["status"] for r in rows[:7]] == ["not run"] * 7  # the GRU IPD claims do not read CleanUp records
+    shaping[0]["naive_reward"] = 0.4  # the naive learners get more than COALA: no shaping to its advantage
+    assert coala.claims(shaping)[7]["status"] == "fail"
+    ipd = [dict(r, env="IteratedPrisonersDilemma-v0") for r in shaping]
+    assert coala.claims(ipd)[7]["status"] == "not run"
+
+
+def test_the_coala_suites_are_known_by_name():
+    from cocoa.benchmarks import suites
+
+    assert {coala.NAME, coala.SEQUENCE_NAME, coala.CLEANUP_NAME} <= set(suites.names())
+    assert {run.env for run in coala.runs_of(coala.CLEANUP_NAME)} == {"CleanUpLite-v0"}
+    with pytest.raises(ValueError, match="unknown COALA suite 'nope'; known: coala, coala-sequence, coala-cleanup"):
+        coala.runs_of("nope")
