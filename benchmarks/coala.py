@@ -23,7 +23,7 @@ import numpy as np
 
 from cocoa.benchmarks import backends
 from cocoa.benchmarks.claim_table import COALA_PAPER, Missing, markdown, row
-from cocoa.benchmarks.records import atomic_write
+from cocoa.benchmarks.records import atomic_write, digest
 from cocoa.shaping import CLEANUP, COOPERATION, IPD, METRICS, ShapingConfig, train_analytic_pool, train_shaping
 
 NAME = "coala"
@@ -48,6 +48,7 @@ class CoalaRun:
     population: int = 1
     meta_batch: int = 32
     normalize_advantages: bool = False
+    meta_critic: bool = False  # network games only (ShapingConfig.meta_critic)
     seeds: tuple = (0, 1)
     updates: int = 2000
     log_every: int = 100
@@ -90,15 +91,18 @@ def sequence_runs(policy: str = "gru", updates: int = 1000, seeds=(0,)) -> list[
 
 
 CLEANUP_NAME = "coala-cleanup"
-CLEANUP_DESCRIPTION = ("The COALA CleanUp-lite claims at CPU scale: GRU meta agents against A2C network naive learners "
+CLEANUP_DESCRIPTION = ("The COALA CleanUp-lite claims at CPU scale: GRU meta agents with a learned critic against A2C "
+                       "network naive learners "
                        "(T 64, M 4, B 4, meta-batch 4), shaping under each rule and mixed pools of 4 at p_naive 0.75, "
                        "1 seed x 500 updates (about 7 minutes here; the paper's scale is an accelerator's).")
 
 
 def cleanup_runs(updates: int = 500, seeds=(0,), sizes=(64, 4, 4), meta_batch: int = 4,
                  log_every: int = 50) -> list[CoalaRun]:
-    """The shaping and mixed-pool runs on CleanUp-lite with GRU meta agents and network naive learners."""
-    common = dict(env=CLEANUP, policy="gru", meta_learning_rate=0.003, meta_batch=meta_batch, updates=updates,
+    """The shaping and mixed-pool runs on CleanUp-lite with GRU meta agents (with the paper's learned
+    meta critic) and network naive learners."""
+    common = dict(env=CLEANUP, policy="gru", meta_learning_rate=0.003, meta_batch=meta_batch, meta_critic=True,
+                  updates=updates,
                   seeds=tuple(seeds), sizes=tuple(sizes), log_every=log_every)
     return ([CoalaRun("shaping", rule, **common) for rule in RULES]
             + [CoalaRun("mixed", rule, p_naive=0.75, population=4, normalize_advantages=True, **common)
@@ -151,7 +155,7 @@ def run_one(run: CoalaRun, progress: bool = True) -> dict:
     config = ShapingConfig(env=run.env, episode_length=episode_length, episodes=episodes, batch_size=batch, rule=run.rule,
                            population=run.population, p_naive=run.p_naive, meta_batch=run.meta_batch,
                            normalize_advantages=run.normalize_advantages, policy=run.policy,
-                           meta_learning_rate=run.meta_learning_rate)
+                           meta_learning_rate=run.meta_learning_rate, meta_critic=run.meta_critic)
     out = train_shaping(config, seeds=run.seeds, updates=run.updates, log_every=run.log_every, progress=progress)
     with warnings.catch_warnings():  # the means of a kind of game never played are NaN: null in the record
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -162,6 +166,7 @@ def run_one(run: CoalaRun, progress: bool = True) -> dict:
             record[name] = np.nanmean(out[name][:, -1], axis=0)
     record.update(exact=False, updates=run.updates, update=out["update"], meta_batch=run.meta_batch,
                   sizes=dict(T=episode_length, M=episodes, B=batch), normalize_advantages=run.normalize_advantages,
+                  meta_critic=run.meta_critic, meta_learning_rate=run.meta_learning_rate,
                   steps_per_update=config.steps_per_update)
     return _clean(record)
 
@@ -170,8 +175,9 @@ DOCS = "docs/estimators/coala.md"
 CLEANUP_DOCS = "docs/environments/cleanup_lite.md"
 
 
-def claims(records: list[dict]) -> list[dict]:
-    """The paper's IPD claims against the records (``claim_table`` rows: pass / fail / not run)."""
+def claims(records: list[dict], suite: str | None = None) -> list[dict]:
+    """The paper's claims against the records (``claim_table`` rows: pass / fail / not run); only
+    those the COALA suite named ``suite`` runs, if given (every claim of the paper by default)."""
     by = {(r.get("env", IPD), r["setting"], r["policy"], r["rule"], r["p_naive"]): r for r in records}
 
     def get(setting, rule, p, policy="tabular", env=IPD):
@@ -231,35 +237,37 @@ def claims(records: list[dict]) -> list[dict]:
     command = "cocoa bench coala --out results/coala"
     gru = "GRU meta agents (width 32), meta-batch 8, T 10 M 20 B 16, the last 100 updates"
     sequence_command = f"cocoa bench {SEQUENCE_NAME} --out OUT/{SEQUENCE_NAME} (OUT: the claims report's folder)"
-    cleanup = ("CPU scale: GRU meta agents (width 32) against A2C network naive learners, T 64 M 4 B 4, meta-batch 4, "
-               "the last 50 updates; the paper's runs are accelerator-scale, about 10^8 environment steps per update")
+    cleanup = ("CPU scale: GRU meta agents (width 32) with a learned critic against A2C network naive learners, "
+               "T 64 M 4 B 4, meta-batch 4, the last 50 updates; the paper's runs are accelerator-scale, about 10^8 "
+               "environment steps per update")
     cleanup_command = f"cocoa bench {CLEANUP_NAME} --out OUT/{CLEANUP_NAME} (OUT: the claims report's folder)"
-    return [
-        row("COALA extorts naive learners (meta above 1, naive below 1) where M-FOS and batch-unaware get far less",
+    table = [  # (the suite that runs the claim, its row)
+        (NAME, row("COALA extorts naive learners (meta above 1, naive below 1) where M-FOS and batch-unaware get far less",
             COALA_PAPER, ipd, f"shaping, {tabular}", "COALA meta > 1 > naive, and > the others + 0.3", DOCS,
-            shaping("tabular"), command),
-        row("In a mixed pool (p_naive 0.75) COALA agents cooperate with each other; M-FOS and batch-unaware defect",
+            shaping("tabular"), command)),
+        (NAME, row("In a mixed pool (p_naive 0.75) COALA agents cooperate with each other; M-FOS and batch-unaware defect",
             COALA_PAPER, ipd, f"mixed pool of 4, {tabular}", "COALA > 0.8, the others < 0.3", DOCS, mixed("tabular"),
-            command),
-        row("A pool without naive learners defects", COALA_PAPER, ipd, f"mixed pool of 4, p_naive 0, {tabular}",
-            "< 0.3", DOCS, no_naive, command),
-        row("Analytic IPD: exact shaping from all-defect escapes to extortion", COALA_PAPER, ipd,
-            "analytic IPD, memory-1 meta agent, exact gradients", "meta > 1 > naive", DOCS, analytic_shaping, command),
-        row("Analytic IPD: a mixed pool cooperates", COALA_PAPER, ipd,
-            "analytic IPD, memory-1 pool of 4, p_naive 0.75, exact gradients", "> 0.8", DOCS, analytic_mixed, command),
-        row("With sequence policies COALA extorts naive learners where M-FOS and batch-unaware get far less",
+            command)),
+        (NAME, row("A pool without naive learners defects", COALA_PAPER, ipd, f"mixed pool of 4, p_naive 0, {tabular}",
+            "< 0.3", DOCS, no_naive, command)),
+        (NAME, row("Analytic IPD: exact shaping from all-defect escapes to extortion", COALA_PAPER, ipd,
+            "analytic IPD, memory-1 meta agent, exact gradients", "meta > 1 > naive", DOCS, analytic_shaping, command)),
+        (NAME, row("Analytic IPD: a mixed pool cooperates", COALA_PAPER, ipd,
+            "analytic IPD, memory-1 pool of 4, p_naive 0.75, exact gradients", "> 0.8", DOCS, analytic_mixed, command)),
+        (SEQUENCE_NAME, row("With sequence policies COALA extorts naive learners where M-FOS and batch-unaware get far less",
             COALA_PAPER, ipd, f"shaping, {gru}", "COALA meta > 1 > naive, and > the others + 0.3", DOCS,
-            shaping("gru"), sequence_command),
-        row("With sequence policies mixed pools of COALA agents cooperate; M-FOS and batch-unaware defect",
+            shaping("gru"), sequence_command)),
+        (SEQUENCE_NAME, row("With sequence policies mixed pools of COALA agents cooperate; M-FOS and batch-unaware defect",
             COALA_PAPER, ipd, f"mixed pool of 4, p_naive 0.75, {gru}", "COALA > 0.8, the others < 0.3", DOCS,
-            mixed("gru"), sequence_command),
-        row("On CleanUp-lite COALA shapes naive learners to its own advantage, more than M-FOS and batch-unaware",
+            mixed("gru"), sequence_command)),
+        (CLEANUP_NAME, row("On CleanUp-lite COALA shapes naive learners to its own advantage, more than M-FOS and batch-unaware",
             COALA_PAPER, "Sec. 5, CleanUp", f"shaping, {cleanup}", "COALA meta > naive, and > the others' meta",
-            CLEANUP_DOCS, cleanup_shaping, cleanup_command),
-        row("On CleanUp-lite mixed pools of COALA agents cooperate; M-FOS and batch-unaware get less from each other",
+            CLEANUP_DOCS, cleanup_shaping, cleanup_command)),
+        (CLEANUP_NAME, row("On CleanUp-lite mixed pools of COALA agents cooperate; M-FOS and batch-unaware get less from each other",
             COALA_PAPER, "Sec. 5, CleanUp", f"mixed pool of 4, p_naive 0.75, {cleanup}",
-            "COALA meta-vs-meta > 1.1 x the others'", CLEANUP_DOCS, cleanup_mixed, cleanup_command),
+            "COALA meta-vs-meta > 1.1 x the others'", CLEANUP_DOCS, cleanup_mixed, cleanup_command)),
     ]
+    return [r for name, r in table if suite is None or name == suite]
 
 
 # Per env: the report's title, the figures' short name and what "cooperation" measures there.
@@ -330,8 +338,9 @@ def _value(record, name):
     return f"{value:.3f}" + (f" ± {se:.3f}" if se is not None else "")
 
 
-def write_report(records: list[dict], out: Path, failed: dict[str, str] | None = None) -> Path:
-    rows = claims(records)
+def write_report(records: list[dict], out: Path, failed: dict[str, str] | None = None,
+                 suite: str | None = None) -> Path:
+    rows = claims(records, suite)
     atomic_write(out / "results.json", json.dumps(records, indent=1))
     atomic_write(out / "claims.json", json.dumps(rows, indent=1))
     figures = _figures(records, out)
@@ -357,18 +366,20 @@ def write_report(records: list[dict], out: Path, failed: dict[str, str] | None =
 
 
 def _record_path(out_dir, run: CoalaRun) -> Path:
-    return Path(out_dir) / "runs" / f"{run.name}.json"
+    return Path(out_dir) / "runs" / f"{run.name}-{digest(dataclasses.asdict(run))}.json"
 
 
 def _error_path(out_dir, run: CoalaRun) -> Path:
-    return Path(out_dir) / "runs" / f"{run.name}.error.txt"
+    return _record_path(out_dir, run).with_suffix(".error.txt")
 
 
-def run_suite(out_dir, runs: list[CoalaRun] | None = None, *, progress: bool = True, backend=None) -> Path:
-    """Run every run not finished yet (``DIR/runs/NAME.json``) on ``backend`` (this process by
-    default), then write the report. A failed run leaves ``DIR/runs/NAME.error.txt`` and the others go on."""
+def run_suite(out_dir, runs: list[CoalaRun] | None = None, *, progress: bool = True, backend=None,
+              suite: str = NAME) -> Path:
+    """Run every run not finished yet (``DIR/runs/NAME-DIGEST.json``, the digest of the run's
+    configuration) on ``backend`` (this process by default), then write the report, with the claims
+    of ``suite``. A failed run leaves ``DIR/runs/NAME-DIGEST.error.txt`` and the others go on."""
     out = Path(out_dir)
-    runs = default_runs() if runs is None else runs
+    runs = runs_of(suite) if runs is None else runs
     backend = backend or backends.LocalBackend()
     pending = [run for run in runs if not _record_path(out, run).exists()]
     with contextlib.closing(backend.map(run_one, pending, progress=progress)) as outcomes:
@@ -379,7 +390,7 @@ def run_suite(out_dir, runs: list[CoalaRun] | None = None, *, progress: bool = T
             else:
                 atomic_write(_record_path(out, run), json.dumps(outcome))
                 _error_path(out, run).unlink(missing_ok=True)
-    return write_report(finished_records(out, runs), out, failures(out, runs))
+    return write_report(finished_records(out, runs), out, failures(out, runs), suite)
 
 
 def finished_records(out_dir, runs: list[CoalaRun] | None = None) -> list[dict]:

@@ -8,6 +8,7 @@ half-written result that a later resume would mistake for a finished one.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -20,6 +21,12 @@ ERROR_FILE = "error.txt"
 CREDIT_MATRIX_FILE = "credit_matrix.json"  # task interleaving: {"learned", "exact"} context credit matrices
 SHADOW_FILE = "shadow.csv"  # a run with shadow estimators: their gradient quality at each evaluation
 _LEADING_COLUMNS = ["update", "seed", "episodes", "return"]
+
+
+def digest(config: dict) -> str:
+    """8 hex digits naming ``config``: a changed configuration gets new files, so a resumed suite
+    never mistakes a stale result for a finished run."""
+    return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def atomic_write(path: Path, text: str):

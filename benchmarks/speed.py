@@ -216,10 +216,11 @@ def main(argv=None):
             f"{shaping_throughput('gru', 5, args.repeats):,.0f}")
         add("IPD shaping runner, Hawk meta policy (one RG-LRU block, width 32), same sizes (env-steps/s)",
             f"{shaping_throughput('hawk', 5, args.repeats):,.0f}")
-        cleanup = shaping_throughput("gru", 10, args.repeats, env="CleanUpLite-v0", episodes=4, batch_size=4,
-                                     meta_batch=4)
-        add("CleanUp-lite shaping runner, GRU meta agents and A2C network naive learners, T 64 M 4 B 4, "
-            "meta-batch 4 (env-steps/s)", f"{cleanup:,.0f}")
+        for critic in (False, True):  # the coala-cleanup suite trains the critic
+            cleanup = shaping_throughput("gru", 10, args.repeats, env="CleanUpLite-v0", episodes=4, batch_size=4,
+                                         meta_batch=4, meta_critic=critic)
+            add("CleanUp-lite shaping runner, GRU meta agents and A2C network naive learners, T 64 M 4 B 4, "
+                f"meta-batch 4{', meta critic' if critic else ''} (env-steps/s)", f"{cleanup:,.0f}")
     if "oracle" in sections:
         mdp = envs.make("LinearKeyToDoor-v0", length=103).tabular_mdp()
         add("oracle policy gradient, key-to-door L=103 (s)", f"{oracle_seconds(mdp, args.repeats):.4f}", "< 1 s")

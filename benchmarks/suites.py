@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 
-from cocoa.benchmarks import coala, presets
+from cocoa.benchmarks import coala, presets, records
 from cocoa.train import TrainConfig
 
 
@@ -48,7 +46,7 @@ class RunSpec:
     def run_id(self) -> str:
         """A readable, unique folder name: agent, env, params and a hash of the full spec."""
         params = "-".join(f"{k}{v}" for k, v in sorted(self.env_params.items()))
-        digest = hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:8]
+        digest = records.digest(self.to_dict())
         env = self.env.split("-v")[0].replace(":", "-")  # "gymnasium:CartPole" -> "gymnasium-CartPole"
         return "_".join(part for part in (self.agent, env, params, digest) if part)
 

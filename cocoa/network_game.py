@@ -65,7 +65,7 @@ def make_run(env, network: Callable, network_init: Callable, initial_state: Call
              episodes: int, batch_size: int, naive_optimizer: optax.GradientTransformation, reward_scale: float,
              naive_baseline: str, cooperation: Callable) -> Callable:
     """(meta params, key, opponent params, is_naive) -> dict of (B, M T) arrays: the meta agent's
-    ``log_probs``, ``rewards`` and ``cooperated``, the co-player's ``co_rewards`` and
+    ``log_probs``, ``values`` (its value head's), ``rewards`` and ``cooperated``, the co-player's ``co_rewards`` and
     ``co_cooperated``. ``env``: gymnax-style, ``reset(key)`` -> (observations (2, D), state),
     ``step(key, state, actions (2,))`` -> (observations, state, rewards (2,), done).
     ``cooperation(state, actions (2,))`` -> bool (2,): what counts as cooperating (the report's
@@ -91,34 +91,34 @@ def make_run(env, network: Callable, network_init: Callable, initial_state: Call
             def step(carry, inputs):
                 observations, env_state, meta_state, co_state = carry
                 env_keys, uniforms = inputs
-                (meta_logits, _), meta_state = network(meta_params, meta_state, observations[:, 0])
+                (meta_logits, meta_values), meta_state = network(meta_params, meta_state, observations[:, 0])
                 (co_logits, _), co_state = network(co_params, co_state, observations[:, 1])
                 meta_actions, meta_log_probs = sample(meta_logits, uniforms[:, 0])
                 co_actions, _ = sample(jax.lax.stop_gradient(co_logits), uniforms[:, 1])
                 actions = jnp.stack([meta_actions, co_actions], axis=-1)
                 cooperated = jax.vmap(cooperation)(env_state, actions)
                 next_observations, env_state, rewards, _ = jax.vmap(env.step)(env_keys, env_state, actions)
-                outputs = (meta_log_probs, rewards[:, 0], cooperated[:, 0], rewards[:, 1], cooperated[:, 1],
-                           observations[:, 1], co_actions)
+                outputs = (meta_log_probs, meta_values, rewards[:, 0], cooperated[:, 0], rewards[:, 1],
+                           cooperated[:, 1], observations[:, 1], co_actions)
                 return (next_observations, env_state, meta_state, co_state), outputs
 
             (_, _, meta_state, co_state), outputs = jax.lax.scan(
                 step, (observations, env_state, meta_state, co_state), (env_keys, uniforms))
             outputs = tuple(jnp.swapaxes(x, 0, 1) for x in outputs)  # (T, B, ...) -> (B, T, ...)
-            co_observations, co_actions = outputs[5:]
+            co_observations, co_actions = outputs[6:]
             # The naive learner's A2C step on its own B episodes just played.
             gradient = jax.grad(lambda p: a2c_loss(network, initial_state(batch), p, co_observations, co_actions,
-                                                   outputs[3], reward_scale=reward_scale,
+                                                   outputs[4], reward_scale=reward_scale,
                                                    baseline=naive_baseline))(naive_params)
             updates, naive_opt_state = naive_optimizer.update(gradient, naive_opt_state, naive_params)
             naive_params = jax.lax.stop_gradient(optax.apply_updates(naive_params, updates))
             opponent_state = jax.tree.map(lambda kept, played: jnp.where(is_naive, kept, played), opponent_state,
                                           co_state)
-            return (naive_params, naive_opt_state, meta_state, opponent_state), outputs[:5]
+            return (naive_params, naive_opt_state, meta_state, opponent_state), outputs[:6]
 
         carry = (naive_params, naive_optimizer.init(naive_params), initial_state(batch), initial_state(batch))
         _, outputs = jax.lax.scan(episode, carry, jax.random.split(play_key, episodes))
-        names = ("log_probs", "rewards", "cooperated", "co_rewards", "co_cooperated")
+        names = ("log_probs", "values", "rewards", "cooperated", "co_rewards", "co_cooperated")
         # (M, B, T) -> (B, M T)
         return {name: jnp.swapaxes(x, 0, 1).reshape(batch, -1) for name, x in zip(names, outputs)}
 

@@ -36,13 +36,14 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from cocoa.agents.coala import RULES, rule_returns
+from cocoa.agents.coala import RULES, rule_advantages, rule_returns
 from cocoa.envs.base import check_integer
 from cocoa.hawk import HawkBlock
 from cocoa.envs import ipd
 from cocoa.envs.cleanup_lite import NUM_ACTIONS as CLEANUP_ACTIONS, CleanUpLite
 from cocoa.envs.ipd import COOPERATE, DEFECT, NUM_OBSERVATIONS, IteratedPrisonersDilemma
 from cocoa import network_game
+from cocoa.network_game import VALUE_LOSS_WEIGHT
 
 IPD, CLEANUP = IteratedPrisonersDilemma.name, CleanUpLite.name
 ENVS = (IPD, CLEANUP)
@@ -84,6 +85,13 @@ class ShapingConfig:
     p_naive: float = 1.0  # the probability that a co-player is naive, else another meta agent of the pool
     # Per opponent type, over the pool's whole batch: the weights' mean subtracted, divided by their std.
     normalize_advantages: bool = False
+    # A learned meta critic (network games only: the players' value head). The weights become each
+    # rule's GAE advantages on the critic's TD errors (cocoa.agents.coala.rule_advantages, gamma 1,
+    # ``meta_gae_lambda``), on the meta rewards scaled by ``reward_scale``, and the value head is
+    # regressed on the lambda-returns of the whole meta-trajectory (loss weight 0.5), as the paper's
+    # meta agents do. False: the rules' Monte-Carlo weights, no baseline.
+    meta_critic: bool = False
+    meta_gae_lambda: float = 1.0
     meta_learning_rate: float = 0.05
     # Memory-1: the step size of plain gradient ascent on the naive learner's 5 logits, 10: fast
     # enough that it stops being exploitable within a meta-trajectory (at 1.0 it is not, and shaping
@@ -129,6 +137,12 @@ class ShapingConfig:
             raise ValueError("naive_policy 'network' runs the meta agents' network, so the policy must be a "
                              f"sequence policy, 'gru' or 'hawk'; got 'tabular'" + (f" (on {CLEANUP} it is always "
                              "'network')" if self.env == CLEANUP else ""))
+        if self.meta_critic and self.naive_policy != "network":
+            raise ValueError("meta_critic needs the players' value head, so naive_policy must be 'network'; got "
+                             f"{self.naive_policy!r}")
+        if not isinstance(self.meta_gae_lambda, (int, float)) or isinstance(self.meta_gae_lambda, bool) \
+                or not 0 <= self.meta_gae_lambda <= 1:
+            raise ValueError(f"meta_gae_lambda must be in [0, 1]; got {self.meta_gae_lambda!r}")
         if not isinstance(self.naive_value_learning_rate, (int, float)) or not 0 < self.naive_value_learning_rate <= 1:
             raise ValueError(f"naive_value_learning_rate must be in (0, 1]; got {self.naive_value_learning_rate!r}")
         for name in ("meta_learning_rate", "naive_learning_rate", "reward_scale"):
@@ -406,14 +420,27 @@ def make_meta_gradient(config: ShapingConfig) -> Callable:
         keys = jax.random.split(play_key, pool * slots).reshape(pool, slots, -1)
         play = jax.vmap(jax.vmap(run, (None, 0, 0, 0)), (0, 0, 0, 0))
         games = play(pool_params, keys, opponent_params, is_naive)  # each (P, K, B, M T)
-        by_rule = jax.vmap(jax.vmap(lambda r: rule_returns(r, steps, config.rule)))
-        unaware = jax.vmap(jax.vmap(lambda r: rule_returns(r, steps, "batch-unaware")))
         naive = is_naive[:, :, None, None]
-        weights = jnp.where(naive, by_rule(games["rewards"]), unaware(games["rewards"]))
+        critic_loss = 0.0
+        if config.meta_critic:
+            rewards, values = games["rewards"] * config.reward_scale, jax.lax.stop_gradient(games["values"])
+
+            def gae(rule):
+                return jax.vmap(jax.vmap(lambda r, v: rule_advantages(r, v, steps, rule,
+                                                                      gae_lambda=config.meta_gae_lambda)))
+            (by_rule, targets), (unaware, _) = gae(config.rule)(rewards, values), gae("batch-unaware")(rewards, values)
+            weights = jnp.where(naive, by_rule, unaware)
+            # Summed over the steps like the policy term, averaged over the meta-batch, summed over the pool.
+            critic_loss = 0.5 * jnp.sum(jnp.mean(jnp.sum((games["values"] - targets) ** 2, axis=(2, 3)), axis=1))
+        else:
+            by_rule = jax.vmap(jax.vmap(lambda r: rule_returns(r, steps, config.rule)))
+            unaware = jax.vmap(jax.vmap(lambda r: rule_returns(r, steps, "batch-unaware")))
+            weights = jnp.where(naive, by_rule(games["rewards"]), unaware(games["rewards"]))
         if config.normalize_advantages:
             weights = _normalize(_normalize(weights, naive), ~naive)
         # Maximise sum_b sum_l log pi * W per co-player, averaged over the meta-batch, summed over the pool.
         objective = jnp.sum(jnp.mean(jnp.sum(games["log_probs"] * jax.lax.stop_gradient(weights), axis=(2, 3)), axis=1))
+        objective = objective - VALUE_LOSS_WEIGHT * critic_loss
 
         def per_episode(x, mask):  # (P, K, B, M T) -> (M,)
             x = x.reshape(x.shape[:3] + (config.episodes, steps)).astype(jnp.float32)
@@ -474,11 +501,13 @@ def train_shaping(config: ShapingConfig, *, seeds=(0,), updates: int = 2000, log
         carry, metrics = jax.lax.scan(one, carry, keys)
         return carry, jax.tree.map(lambda x: jnp.nanmean(x, axis=0), metrics)
 
-    params = jax.vmap(lambda k: init_params(config, k))(jnp.stack([jax.random.PRNGKey(s) for s in seeds]))
-    carry = (params, jax.vmap(optimizer.init)(params))
     seed_keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+    params = jax.vmap(lambda k: init_params(config, k))(seed_keys)
+    carry = (params, jax.vmap(optimizer.init)(params))
     history = []
-    bar = tqdm(total=updates, desc=f"shaping {config.policy} {config.rule} p_naive={config.p_naive}", disable=not progress, unit="update")
+    setting = "shaping" if config.p_naive == 1 else f"mixed pool p_naive={config.p_naive:g}"
+    bar = tqdm(total=updates, desc=f"{config.env} {setting} {config.policy} {config.rule}", disable=not progress,
+               unit="update")
     for start in range(0, updates, log_every):
         keys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, start), log_every))(seed_keys)
         carry, metrics = block(carry, jnp.swapaxes(keys, 0, 1))

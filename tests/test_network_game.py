@@ -8,7 +8,7 @@ import optax
 import pytest
 
 from cocoa import network_game
-from cocoa.shaping import ShapingConfig, init_params, make_meta_update
+from cocoa.shaping import ShapingConfig, init_params, make_meta_gradient, make_meta_update
 
 Z = 5.0
 
@@ -136,7 +136,33 @@ def test_a_cleanup_meta_update_runs_and_moves_the_policy():
     assert np.all((0 <= metrics["meta_cooperation"]) & (metrics["meta_cooperation"] <= 1))
 
 
+def test_the_meta_critic_at_init_scales_the_policy_gradient_and_trains_the_value_head():
+    # Zero-initialised value head: V = 0, so with lambda 1 every rule's GAE advantage is its
+    # Monte-Carlo weight on the scaled rewards, and the critic's targets are the returns-to-go.
+    options = dict(policy="gru", naive_policy="network", hidden_size=8, episode_length=4, episodes=3,
+                   batch_size=2, meta_batch=2, population=2, p_naive=0.5)
+    plain, critic = ShapingConfig(**options), ShapingConfig(**options, meta_critic=True)
+    params = init_params(plain)
+    key = jax.random.PRNGKey(3)
+    without, metrics_without = make_meta_gradient(plain)(params, key)
+    with_critic, metrics_with = make_meta_gradient(critic)(params, key)
+    np.testing.assert_allclose(metrics_with["meta_reward"], metrics_without["meta_reward"])  # same games
+    for name in without:
+        if name == "value_head":
+            continue
+        for a, b in zip(jax.tree.leaves(with_critic[name]), jax.tree.leaves(without[name])):
+            np.testing.assert_allclose(a, critic.reward_scale * b, rtol=1e-5, atol=1e-7)
+    assert float(jnp.abs(without["policy_head"]["w"]).sum()) > 0
+    assert all(float(jnp.abs(x).sum()) == 0 for x in jax.tree.leaves(without["value_head"]))
+    # Descending the critic loss at V = 0 raises V towards the (positive on average) IPD returns.
+    assert float(jnp.abs(with_critic["value_head"]["w"]).sum()) > 0
+    assert float(with_critic["value_head"]["b"].sum()) < 0
+
+
 @pytest.mark.parametrize("options, message", [
+    (dict(meta_critic=True), "meta_critic needs the players' value head, so naive_policy must be 'network'; "
+                             "got 'memory-1'"),
+    (dict(policy="gru", naive_policy="network", meta_gae_lambda=1.5), "meta_gae_lambda must be in \\[0, 1\\]; got 1.5"),
     (dict(env="CleanUpLite-v0", policy="gru", naive_policy="memory-1"), "on CleanUpLite-v0 naive learners are 'network'"),
     (dict(naive_policy="network"), "the policy must be a sequence policy, 'gru' or 'hawk'; got 'tabular'"),
     (dict(env="CleanUpLite-v0"), "got 'tabular' \\(on CleanUpLite-v0 it is always 'network'\\)"),

@@ -1,5 +1,6 @@
 """``cocoa bench coala``: the records of results.json, the claims rows, resuming."""
 
+import dataclasses
 import json
 
 import pytest
@@ -22,7 +23,7 @@ def test_a_small_suite_writes_its_records_and_claims_and_resumes(tmp_path, monke
     assert shaping["setting"] == "shaping" and shaping["meta_vs_meta_reward"] is None  # never played: null
     assert mixed["p_naive"] == 0.75 and -1.0 <= mixed["meta_vs_meta_reward"] <= 2.0
     rows = json.loads((tmp_path / "claims.json").read_text())
-    assert len(rows) == 9 and {r["status"] for r in rows} <= {"pass", "fail", "not run"}
+    assert len(rows) == 5 and {r["status"] for r in rows} <= {"pass", "fail", "not run"}  # the coala suite's claims
     assert all(r["paper"] and r["where"] and r["threshold"] and r["docs"].startswith("docs/") for r in rows)
     assert rows[2]["status"] == "not run"  # the pool without naive learners was not in this suite
     assert "## Claims" in report.read_text() and (tmp_path / "curves.png").exists()
@@ -82,12 +83,32 @@ def test_a_small_cleanup_suite_writes_a_cleanup_report(tmp_path):
     runs = [run for run in coala.cleanup_runs(updates=2, sizes=(4, 2, 2), meta_batch=2, log_every=1)
             if run.setting == "shaping" and run.rule == "coala"]
     assert [run.name for run in runs] == ["cleanup-shaping-gru-coala-p1"]
-    report = coala.run_suite(tmp_path, runs, progress=False).read_text()
+    report = coala.run_suite(tmp_path, runs, progress=False, suite=coala.CLEANUP_NAME).read_text()
     (record,) = json.loads((tmp_path / "results.json").read_text())
+    assert record["meta_critic"] is True  # the suite's meta agents train the paper's critic
     assert record["env"] == "CleanUpLite-v0" and record["sizes"] == {"T": 4, "M": 2, "B": 2}
     assert record["steps_per_update"] == 2 * 2 * 2 * 4 and len(record["meta_cooperation"]) == 2
     assert 0.0 <= record["meta_reward"] <= 1.0 and 0.0 <= record["meta_cooperation"][-1] <= 1.0
     assert report.startswith("# COALA-PG on CleanUp-lite") and (tmp_path / "cooperation.png").exists()
+    rows = json.loads((tmp_path / "claims.json").read_text())  # the suite's own claims only
+    assert len(rows) == 2 and all("CleanUp" in r["claim"] for r in rows) and "Sec. 5, CleanUp" in report
+
+
+def test_a_changed_run_is_trained_again_and_an_unchanged_one_is_not(tmp_path, monkeypatch):
+    (run,) = [r for r in coala.default_runs(updates=2, seeds=(0,), sizes=(2, 2, 2), log_every=1)
+              if r.name == "shaping-tabular-coala-p1"]
+    coala.run_suite(tmp_path, [run], progress=False)
+    trained = []
+    real = coala.train_shaping
+    monkeypatch.setattr(coala, "train_shaping", lambda *a, **k: trained.append(1) or real(*a, **k))
+    coala.run_suite(tmp_path, [run], progress=False)
+    assert trained == []
+    changed = dataclasses.replace(run, meta_learning_rate=0.1)  # same name, another configuration
+    assert changed.name == run.name
+    coala.run_suite(tmp_path, [changed], progress=False)
+    assert trained == [1]
+    (record,) = json.loads((tmp_path / "results.json").read_text())
+    assert record["meta_learning_rate"] == 0.1
 
 
 def test_the_cleanup_claims_read_cleanup_records_only():
