@@ -92,9 +92,9 @@ def sequence_runs(policy: str = "gru", updates: int = 1000, seeds=(0,)) -> list[
 
 CLEANUP_NAME = "coala-cleanup"
 CLEANUP_DESCRIPTION = ("The COALA CleanUp-lite claims at CPU scale: GRU meta agents with a learned critic against A2C "
-                       "network naive learners "
-                       "(T 64, M 4, B 4, meta-batch 4), shaping under each rule and mixed pools of 4 at p_naive 0.75, "
-                       "1 seed x 500 updates (about 7 minutes here; the paper's scale is an accelerator's).")
+                       "network naive learners (T 64, M 4, B 4, meta-batch 4), shaping under each rule and mixed pools "
+                       "of 4 at p_naive 0.75, 1 seed x 500 updates (about 7 minutes here; the paper's scale is an "
+                       "accelerator's).")
 
 
 def cleanup_runs(updates: int = 500, seeds=(0,), sizes=(64, 4, 4), meta_batch: int = 4,
@@ -102,8 +102,7 @@ def cleanup_runs(updates: int = 500, seeds=(0,), sizes=(64, 4, 4), meta_batch: i
     """The shaping and mixed-pool runs on CleanUp-lite with GRU meta agents (with the paper's learned
     meta critic) and network naive learners."""
     common = dict(env=CLEANUP, policy="gru", meta_learning_rate=0.003, meta_batch=meta_batch, meta_critic=True,
-                  updates=updates,
-                  seeds=tuple(seeds), sizes=tuple(sizes), log_every=log_every)
+                  updates=updates, seeds=tuple(seeds), sizes=tuple(sizes), log_every=log_every)
     return ([CoalaRun("shaping", rule, **common) for rule in RULES]
             + [CoalaRun("mixed", rule, p_naive=0.75, population=4, normalize_advantages=True, **common)
                for rule in RULES])
@@ -242,28 +241,37 @@ def claims(records: list[dict], suite: str | None = None) -> list[dict]:
                "environment steps per update")
     cleanup_command = f"cocoa bench {CLEANUP_NAME} --out OUT/{CLEANUP_NAME} (OUT: the claims report's folder)"
     table = [  # (the suite that runs the claim, its row)
-        (NAME, row("COALA extorts naive learners (meta above 1, naive below 1) where M-FOS and batch-unaware get far less",
+        (NAME, row(
+            "COALA extorts naive learners (meta above 1, naive below 1) where M-FOS and batch-unaware get far less",
             COALA_PAPER, ipd, f"shaping, {tabular}", "COALA meta > 1 > naive, and > the others + 0.3", DOCS,
             shaping("tabular"), command)),
-        (NAME, row("In a mixed pool (p_naive 0.75) COALA agents cooperate with each other; M-FOS and batch-unaware defect",
+        (NAME, row(
+            "In a mixed pool (p_naive 0.75) COALA agents cooperate with each other; M-FOS and batch-unaware defect",
             COALA_PAPER, ipd, f"mixed pool of 4, {tabular}", "COALA > 0.8, the others < 0.3", DOCS, mixed("tabular"),
             command)),
-        (NAME, row("A pool without naive learners defects", COALA_PAPER, ipd, f"mixed pool of 4, p_naive 0, {tabular}",
+        (NAME, row(
+            "A pool without naive learners defects", COALA_PAPER, ipd, f"mixed pool of 4, p_naive 0, {tabular}",
             "< 0.3", DOCS, no_naive, command)),
-        (NAME, row("Analytic IPD: exact shaping from all-defect escapes to extortion", COALA_PAPER, ipd,
+        (NAME, row(
+            "Analytic IPD: exact shaping from all-defect escapes to extortion", COALA_PAPER, ipd,
             "analytic IPD, memory-1 meta agent, exact gradients", "meta > 1 > naive", DOCS, analytic_shaping, command)),
-        (NAME, row("Analytic IPD: a mixed pool cooperates", COALA_PAPER, ipd,
+        (NAME, row(
+            "Analytic IPD: a mixed pool cooperates", COALA_PAPER, ipd,
             "analytic IPD, memory-1 pool of 4, p_naive 0.75, exact gradients", "> 0.8", DOCS, analytic_mixed, command)),
-        (SEQUENCE_NAME, row("With sequence policies COALA extorts naive learners where M-FOS and batch-unaware get far less",
+        (SEQUENCE_NAME, row(
+            "With sequence policies COALA extorts naive learners where M-FOS and batch-unaware get far less",
             COALA_PAPER, ipd, f"shaping, {gru}", "COALA meta > 1 > naive, and > the others + 0.3", DOCS,
             shaping("gru"), sequence_command)),
-        (SEQUENCE_NAME, row("With sequence policies mixed pools of COALA agents cooperate; M-FOS and batch-unaware defect",
+        (SEQUENCE_NAME, row(
+            "With sequence policies mixed pools of COALA agents cooperate; M-FOS and batch-unaware defect",
             COALA_PAPER, ipd, f"mixed pool of 4, p_naive 0.75, {gru}", "COALA > 0.8, the others < 0.3", DOCS,
             mixed("gru"), sequence_command)),
-        (CLEANUP_NAME, row("On CleanUp-lite COALA shapes naive learners to its own advantage, more than M-FOS and batch-unaware",
+        (CLEANUP_NAME, row(
+            "On CleanUp-lite COALA shapes naive learners to its own advantage, more than M-FOS and batch-unaware",
             COALA_PAPER, "Sec. 5, CleanUp", f"shaping, {cleanup}", "COALA meta > naive, and > the others' meta",
             CLEANUP_DOCS, cleanup_shaping, cleanup_command)),
-        (CLEANUP_NAME, row("On CleanUp-lite mixed pools of COALA agents cooperate; M-FOS and batch-unaware get less from each other",
+        (CLEANUP_NAME, row(
+            "On CleanUp-lite mixed pools of COALA agents cooperate; M-FOS and batch-unaware get less from each other",
             COALA_PAPER, "Sec. 5, CleanUp", f"mixed pool of 4, p_naive 0.75, {cleanup}",
             "COALA meta-vs-meta > 1.1 x the others'", CLEANUP_DOCS, cleanup_mixed, cleanup_command)),
     ]

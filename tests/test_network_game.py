@@ -162,7 +162,8 @@ def test_the_meta_critic_at_init_scales_the_policy_gradient_and_trains_the_value
 @pytest.mark.parametrize("options, message", [
     (dict(meta_critic=True), "meta_critic needs the players' value head, so naive_policy must be 'network'; "
                              "got 'memory-1'"),
-    (dict(policy="gru", naive_policy="network", meta_gae_lambda=1.5), "meta_gae_lambda must be in \\[0, 1\\]; got 1.5"),
+    (dict(policy="gru", naive_policy="network", meta_gae_lambda=1.5),
+     "meta_gae_lambda must be in \\[0, 1\\]; got 1.5"),
     (dict(env="CleanUpLite-v0", policy="gru", naive_policy="memory-1"), "on CleanUpLite-v0 naive learners are 'network'"),
     (dict(naive_policy="network"), "the policy must be a sequence policy, 'gru' or 'hawk'; got 'tabular'"),
     (dict(env="CleanUpLite-v0"), "got 'tabular' \\(on CleanUpLite-v0 it is always 'network'\\)"),
