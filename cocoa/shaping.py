@@ -43,7 +43,6 @@ from cocoa.envs import ipd
 from cocoa.envs.cleanup_lite import NUM_ACTIONS as CLEANUP_ACTIONS, CleanUpLite
 from cocoa.envs.ipd import COOPERATE, DEFECT, NUM_OBSERVATIONS, IteratedPrisonersDilemma
 from cocoa import network_game
-from cocoa.network_game import VALUE_LOSS_WEIGHT
 
 IPD, CLEANUP = IteratedPrisonersDilemma.name, CleanUpLite.name
 ENVS = (IPD, CLEANUP)
@@ -421,26 +420,26 @@ def make_meta_gradient(config: ShapingConfig) -> Callable:
         play = jax.vmap(jax.vmap(run, (None, 0, 0, 0)), (0, 0, 0, 0))
         games = play(pool_params, keys, opponent_params, is_naive)  # each (P, K, B, M T)
         naive = is_naive[:, :, None, None]
-        critic_loss = 0.0
+        rewards = games["rewards"]
         if config.meta_critic:
-            rewards, values = games["rewards"] * config.reward_scale, jax.lax.stop_gradient(games["values"])
+            rewards, values = rewards * config.reward_scale, jax.lax.stop_gradient(games["values"])
 
-            def gae(rule):
-                return jax.vmap(jax.vmap(lambda r, v: rule_advantages(r, v, steps, rule,
-                                                                      gae_lambda=config.meta_gae_lambda)))
-            (by_rule, targets), (unaware, _) = gae(config.rule)(rewards, values), gae("batch-unaware")(rewards, values)
-            weights = jnp.where(naive, by_rule, unaware)
-            # Summed over the steps like the policy term, averaged over the meta-batch, summed over the pool.
-            critic_loss = 0.5 * jnp.sum(jnp.mean(jnp.sum((games["values"] - targets) ** 2, axis=(2, 3)), axis=1))
+            def weigh(rule):  # (GAE advantages, the critic's lambda-return targets), each (P, K, B, M T)
+                return jax.vmap(jax.vmap(lambda r, v: rule_advantages(
+                    r, v, steps, rule, gae_lambda=config.meta_gae_lambda)))(rewards, values)
         else:
-            by_rule = jax.vmap(jax.vmap(lambda r: rule_returns(r, steps, config.rule)))
-            unaware = jax.vmap(jax.vmap(lambda r: rule_returns(r, steps, "batch-unaware")))
-            weights = jnp.where(naive, by_rule(games["rewards"]), unaware(games["rewards"]))
+            def weigh(rule):  # (the rule's Monte-Carlo weights, no critic)
+                return jax.vmap(jax.vmap(lambda r: rule_returns(r, steps, rule)))(rewards), None
+        (by_rule, _), (unaware, targets) = weigh(config.rule), weigh("batch-unaware")
+        # Against naive co-players the rule's weights; against meta agents the ordinary policy gradient.
+        weights = jnp.where(naive, by_rule, unaware)
         if config.normalize_advantages:
             weights = _normalize(_normalize(weights, naive), ~naive)
         # Maximise sum_b sum_l log pi * W per co-player, averaged over the meta-batch, summed over the pool.
         objective = jnp.sum(jnp.mean(jnp.sum(games["log_probs"] * jax.lax.stop_gradient(weights), axis=(2, 3)), axis=1))
-        objective = objective - VALUE_LOSS_WEIGHT * critic_loss
+        if targets is not None:  # the critic's loss: summed over the steps, as the policy term is
+            critic_loss = 0.5 * jnp.sum(jnp.mean(jnp.sum((games["values"] - targets) ** 2, axis=(2, 3)), axis=1))
+            objective = objective - network_game.VALUE_LOSS_WEIGHT * critic_loss
 
         def per_episode(x, mask):  # (P, K, B, M T) -> (M,)
             x = x.reshape(x.shape[:3] + (config.episodes, steps)).astype(jnp.float32)
