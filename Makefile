@@ -22,7 +22,7 @@ bench: install
 	$(BIN)/cocoa bench $(SUITE) --out $(OUT)
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 speed: install
 	$(BIN)/python -m cocoa.benchmarks.speed

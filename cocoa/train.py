@@ -12,6 +12,7 @@ Seed ``i`` uses ``fold_in(PRNGKey(seed), i)``, so its results do not depend on h
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import time
 from typing import Any, Callable, Optional, Sequence
@@ -167,6 +168,17 @@ def _make_update(env: Environment, agent: Agent, config: TrainConfig, shadows: S
 def _seed_keys(seed_key):
     """(init, run, evaluation) keys of one seed."""
     return jax.random.split(seed_key, 3)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _keys_of_seeds(seed: int, seeds: int):
+    """(init, run, evaluation) keys, each (seeds, 2), of seeds 0 .. seeds - 1 of run ``seed``."""
+    seed_keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(jnp.arange(seeds))
+    keys = jax.vmap(_seed_keys)(seed_keys)
+    return keys[:, 0], keys[:, 1], keys[:, 2]
+
+
+_fold_in_each = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
 
 
 def make_train(env: Environment, agent: Agent, config: TrainConfig, shadows: Sequence[Agent] = ()) -> Callable:
@@ -357,14 +369,12 @@ def train(env: Environment | GymnasiumHostEnv, agent: Agent, config: TrainConfig
                          "tabular form")
     if host and env_changes:
         raise ValueError(f"env_changes need a functional environment; {env.name} runs on the host")
-    seed_keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(config.seed), i))(
-        jnp.arange(config.seeds))
-    init_keys, run_keys, eval_keys = jnp.swapaxes(jax.vmap(_seed_keys)(seed_keys), 0, 1)
+    init_keys, run_keys, eval_keys = _keys_of_seeds(config.seed, config.seeds)
     for shadow in shadows:
         if shadow.config.hidden_sizes != agent.config.hidden_sizes or shadow.config.epsilon != agent.config.epsilon:
             raise ValueError(f"shadow {shadow.name!r} must share the main agent's policy network and epsilon "
                              "(build it with the same shared options)")
-    states = jax.vmap(make_init(env, agent, shadows))(init_keys)
+    states = jax.jit(jax.vmap(make_init(env, agent, shadows)))(init_keys)  # one compile, not one per op
 
     phases = _check_env_changes(env, agent, shadows, config, env_changes or {})  # [(first update, env)]
     starts = [start for start, _ in phases]
@@ -392,7 +402,7 @@ def train(env: Environment | GymnasiumHostEnv, agent: Agent, config: TrainConfig
 
     def record(update: int, states, key_index: int):
         agent_states, shadow_states = states
-        keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(eval_keys, key_index)
+        keys = _fold_in_each(eval_keys, key_index)
         metrics = jax.device_get(evaluate(phase_of(update), agent_states, keys))
         new = [{"update": update, "seed": seed, "episodes": update * config.batch_size,
                 **{name: float(value[seed]) for name, value in metrics.items()}}

@@ -201,8 +201,7 @@ class LinearKeyToDoor(Environment):
 
         all_positions = np.append(position, length)
         all_flags = np.append(flag, 0)
-        observations = np.asarray(jax.vmap(observation, in_axes=(0, 0, None))(
-            jnp.asarray(all_positions), jnp.asarray(all_flags), params.layout))
+        observations = np.asarray(_observations(jnp.asarray(all_positions), jnp.asarray(all_flags), params.layout))
         initial = np.zeros(num_states)
         initial[0] = 1.0
         return TabularMDP(
@@ -237,3 +236,6 @@ def observation(position, flag, layout):
         one_hot(content, _NUM_CONTENTS),
         one_hot(keys_held, 2),
     ])
+
+
+_observations = jax.jit(jax.vmap(observation, in_axes=(0, 0, None)))  # of many states: one compile, not one per op

@@ -270,7 +270,7 @@ class TaskInterleaving(Environment):
         slot = np.searchsorted(reward_values, reward)
         reward_probs = (slot[..., None] == np.arange(reward_values.size)).astype(np.float64)
 
-        observations = np.asarray(jax.vmap(self._observe)(InterleavingState(
+        observations = np.asarray(jax.jit(jax.vmap(self._observe))(InterleavingState(  # one compile, not one per op
             status=jnp.asarray(np.stack([status_of(code) for code in states[:, 0]]), jnp.int32),
             context=jnp.asarray(states[:, 1], jnp.int32), arrangement=jnp.asarray(states[:, 2], jnp.int32),
             time=jnp.zeros(states.shape[0], jnp.int32), terminated=jnp.zeros(states.shape[0], bool),

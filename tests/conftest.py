@@ -6,11 +6,12 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Unit tests compile many small programs: cheaper compiles beat faster code here.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 
-import jax  # noqa: E402
-
-jax.config.update("jax_compilation_cache_dir", os.path.expanduser("~/.cache/cocoa-tests-jax"))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+# A persistent compilation cache, set through the environment so that the processes the tests start
+# (the CLI, Ray workers, xdist workers) share it: a program compiled once is loaded by the others. The
+# default thresholds would cache almost nothing on a CPU.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.expanduser("~/.cache/cocoa-tests-jax"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 
 import pytest  # noqa: E402
 

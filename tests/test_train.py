@@ -136,6 +136,7 @@ def test_policy_per_state_is_exact():
     for name in ("reinforce", "cocoa-reward", "cocoa-feature", "advantage"):
         agent = agents.make_for_env(name, env)
         state = agent.init(jax.random.PRNGKey(1), env.observation_shape)
+        update = jax.jit(agent.update)
         key = jax.random.PRNGKey(2)
         per_step = rollout(env, agent.behaviour_probs, state.policy_params, key, batch_size=16, horizon=7,
                            per_state=False)
@@ -144,8 +145,8 @@ def test_policy_per_state_is_exact():
         assert per_step.num_states == 0 and per_state.num_states == env.tabular_mdp().num_states
         np.testing.assert_array_equal(per_step.actions, per_state.actions)
         np.testing.assert_allclose(per_step.policy_probs, per_state.policy_probs, rtol=1e-6, atol=1e-7)
-        stepped, metrics = agent.update(state, per_step)
-        gathered, gathered_metrics = agent.update(state, per_state)
+        stepped, metrics = update(state, per_step)
+        gathered, gathered_metrics = update(state, per_state)
         for a, b in zip(jax.tree.leaves(stepped), jax.tree.leaves(gathered)):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=name)
         np.testing.assert_allclose(metrics["model_loss"], gathered_metrics["model_loss"], rtol=1e-5, err_msg=name)
