@@ -49,6 +49,7 @@ class CoalaRun:
     meta_batch: int = 32
     normalize_advantages: bool = False
     meta_critic: bool = False  # network games only (ShapingConfig.meta_critic)
+    meta_baseline: str | None = None  # ShapingConfig.meta_baseline: "step-mean" without the critic
     seeds: tuple = (0, 1)
     updates: int = 2000
     log_every: int = 100
@@ -154,7 +155,8 @@ def run_one(run: CoalaRun, progress: bool = True) -> dict:
     config = ShapingConfig(env=run.env, episode_length=episode_length, episodes=episodes, batch_size=batch, rule=run.rule,
                            population=run.population, p_naive=run.p_naive, meta_batch=run.meta_batch,
                            normalize_advantages=run.normalize_advantages, policy=run.policy,
-                           meta_learning_rate=run.meta_learning_rate, meta_critic=run.meta_critic)
+                           meta_learning_rate=run.meta_learning_rate, meta_critic=run.meta_critic,
+                           meta_baseline=run.meta_baseline)
     out = train_shaping(config, seeds=run.seeds, updates=run.updates, log_every=run.log_every, progress=progress)
     with warnings.catch_warnings():  # the means of a kind of game never played are NaN: null in the record
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -165,7 +167,8 @@ def run_one(run: CoalaRun, progress: bool = True) -> dict:
             record[name] = np.nanmean(out[name][:, -1], axis=0)
     record.update(exact=False, updates=run.updates, update=out["update"], meta_batch=run.meta_batch,
                   sizes=dict(T=episode_length, M=episodes, B=batch), normalize_advantages=run.normalize_advantages,
-                  meta_critic=run.meta_critic, meta_learning_rate=run.meta_learning_rate,
+                  meta_critic=run.meta_critic, meta_baseline=config.meta_baseline,
+                  meta_learning_rate=run.meta_learning_rate,
                   steps_per_update=config.steps_per_update)
     return _clean(record)
 

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cocoa.agents.coala import RULES
-from cocoa.shaping import CLEANUP, ENVS, ShapingConfig, init_params, make_meta_gradient
+from cocoa.shaping import CLEANUP, ENVS, META_BASELINES, ShapingConfig, init_params, make_meta_gradient
 
 
 def per_sample_snr(gradients: np.ndarray) -> float:
@@ -47,6 +47,8 @@ def main(argv=None) -> int:
     parser.add_argument("--env", default=CLEANUP, choices=ENVS)
     parser.add_argument("--batch", type=int, nargs="+", default=[4, 16], help="B, the naive learner's batch")
     parser.add_argument("--samples", type=int, default=64, help="gradient estimates per rule (N)")
+    parser.add_argument("--meta-baseline", default="step-mean", choices=META_BASELINES,
+                        help="the Monte-Carlo weights' baseline (ShapingConfig.meta_baseline)")
     args = parser.parse_args(argv)
     if args.samples < 2:
         parser.error(f"--samples must be at least 2; got {args.samples}")
@@ -57,9 +59,10 @@ def main(argv=None) -> int:
     rows = []
     for b, rule in tqdm(cells, desc="meta-gradient SNR", unit="rule"):
         config = ShapingConfig(env=args.env, policy="gru", batch_size=b, meta_batch=4, rule=rule,
-                               meta_learning_rate=0.003, **sizes)
+                               meta_learning_rate=0.003, meta_baseline=args.meta_baseline, **sizes)
         rows.append((b, rule, rule_snr(config, args.samples)))
-    print(f"\n{args.env}, GRU meta agents at their initial parameters, meta-batch 4, {args.samples} samples "
+    print(f"\n{args.env}, GRU meta agents at their initial parameters, meta-batch 4, baseline {args.meta_baseline}, "
+          f"{args.samples} samples "
           f"(noise floor about {1 / args.samples:.3f})")
     print(f"{'B':>4}  {'rule':<14} {'per-sample SNR':>15}")
     for b, rule, snr in rows:

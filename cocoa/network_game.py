@@ -39,19 +39,25 @@ def sample(logits, uniforms):
     return actions, jnp.take_along_axis(log_probs, actions[..., None], axis=-1)[..., 0]
 
 
+def unroll(network, initial_state, params, observations, actions):
+    """The network run over observations (B, L, D) from ``initial_state``, its state carried from step
+    to step: the log-probs (B, L) of ``actions`` (B, L) and the values (B, L)."""
+    def step(state, observation):
+        (logits, value), state = network(params, state, observation)
+        return state, (logits, value)
+
+    _, (logits, values) = jax.lax.scan(step, initial_state, jnp.swapaxes(observations, 0, 1))
+    logits, values = jnp.swapaxes(logits, 0, 1), jnp.swapaxes(values, 0, 1)  # (B, L, A), (B, L)
+    return jnp.take_along_axis(jax.nn.log_softmax(logits), actions[..., None], axis=-1)[..., 0], values
+
+
 def a2c_loss(network, initial_state, params, observations, actions, rewards, *, reward_scale: float,
              baseline: str):
     """The naive learner's loss on its B episodes of one inner episode: observations (B, T, D),
     actions (B, T), rewards (B, T). Monte-Carlo returns within the episode (scaled), less the value
     (``baseline="value"``) or the mean return at each step over the B episodes; the advantages
     normalised over the batch; the value regressed on the returns."""
-    def step(state, observation):
-        (logits, value), state = network(params, state, observation)
-        return state, (logits, value)
-
-    _, (logits, values) = jax.lax.scan(step, initial_state, jnp.swapaxes(observations, 0, 1))
-    logits, values = jnp.swapaxes(logits, 0, 1), jnp.swapaxes(values, 0, 1)  # (B, T, A), (B, T)
-    log_probs = jnp.take_along_axis(jax.nn.log_softmax(logits), actions[..., None], axis=-1)[..., 0]
+    log_probs, values = unroll(network, initial_state, params, observations, actions)
     returns = jnp.cumsum(rewards[:, ::-1], axis=1)[:, ::-1] * reward_scale
     base = values if baseline == "value" else jnp.mean(returns, axis=0, keepdims=True)
     advantages = jax.lax.stop_gradient(returns - base)
@@ -65,8 +71,8 @@ def make_run(env, network: Callable, network_init: Callable, initial_state: Call
              episodes: int, batch_size: int, naive_optimizer: optax.GradientTransformation, reward_scale: float,
              naive_baseline: str, cooperation: Callable) -> Callable:
     """(meta params, key, opponent params, is_naive) -> dict of (B, M T) arrays: the meta agent's
-    ``log_probs``, ``values`` (its value head's), ``rewards`` and ``cooperated``, the co-player's ``co_rewards`` and
-    ``co_cooperated``. ``env``: gymnax-style, ``reset(key)`` -> (observations (2, D), state),
+    ``log_probs``, ``values`` (its value head's), ``rewards`` and ``cooperated``, its inputs ``observations``
+    (B, M T, D) and ``actions``, the co-player's ``co_rewards`` and ``co_cooperated``. ``env``: gymnax-style, ``reset(key)`` -> (observations (2, D), state),
     ``step(key, state, actions (2,))`` -> (observations, state, rewards (2,), done).
     ``cooperation(state, actions (2,))`` -> bool (2,): what counts as cooperating (the report's
     per-episode cooperation)."""
@@ -99,13 +105,13 @@ def make_run(env, network: Callable, network_init: Callable, initial_state: Call
                 cooperated = jax.vmap(cooperation)(env_state, actions)
                 next_observations, env_state, rewards, _ = jax.vmap(env.step)(env_keys, env_state, actions)
                 outputs = (meta_log_probs, meta_values, rewards[:, 0], cooperated[:, 0], rewards[:, 1],
-                           cooperated[:, 1], observations[:, 1], co_actions)
+                           cooperated[:, 1], observations[:, 0], meta_actions, observations[:, 1], co_actions)
                 return (next_observations, env_state, meta_state, co_state), outputs
 
             (_, _, meta_state, co_state), outputs = jax.lax.scan(
                 step, (observations, env_state, meta_state, co_state), (env_keys, uniforms))
             outputs = tuple(jnp.swapaxes(x, 0, 1) for x in outputs)  # (T, B, ...) -> (B, T, ...)
-            co_observations, co_actions = outputs[6:]
+            co_observations, co_actions = outputs[8:]
             # The naive learner's A2C step on its own B episodes just played.
             gradient = jax.grad(lambda p: a2c_loss(network, initial_state(batch), p, co_observations, co_actions,
                                                    outputs[4], reward_scale=reward_scale,
@@ -114,12 +120,13 @@ def make_run(env, network: Callable, network_init: Callable, initial_state: Call
             naive_params = jax.lax.stop_gradient(optax.apply_updates(naive_params, updates))
             opponent_state = jax.tree.map(lambda kept, played: jnp.where(is_naive, kept, played), opponent_state,
                                           co_state)
-            return (naive_params, naive_opt_state, meta_state, opponent_state), outputs[:6]
+            return (naive_params, naive_opt_state, meta_state, opponent_state), outputs[:8]
 
         carry = (naive_params, naive_optimizer.init(naive_params), initial_state(batch), initial_state(batch))
         _, outputs = jax.lax.scan(episode, carry, jax.random.split(play_key, episodes))
-        names = ("log_probs", "values", "rewards", "cooperated", "co_rewards", "co_cooperated")
-        # (M, B, T) -> (B, M T)
-        return {name: jnp.swapaxes(x, 0, 1).reshape(batch, -1) for name, x in zip(names, outputs)}
+        names = ("log_probs", "values", "rewards", "cooperated", "co_rewards", "co_cooperated", "observations",
+                 "actions")
+        # (M, B, T, ...) -> (B, M T, ...)
+        return {name: jnp.swapaxes(x, 0, 1).reshape((batch, -1) + x.shape[3:]) for name, x in zip(names, outputs)}
 
     return run

@@ -48,6 +48,7 @@ IPD, CLEANUP = IteratedPrisonersDilemma.name, CleanUpLite.name
 ENVS = (IPD, CLEANUP)
 POLICIES = ("tabular", "gru", "hawk")
 NAIVE_BASELINES = ("batch-mean", "value")
+META_BASELINES = ("none", "step-mean")
 METRICS = ("meta_reward", "naive_reward", "meta_vs_meta_reward")
 COOPERATION = ("meta_cooperation", "naive_cooperation", "meta_vs_meta_cooperation")  # per inner episode
 
@@ -91,7 +92,21 @@ class ShapingConfig:
     # meta agents do. False: the rules' Monte-Carlo weights, no baseline.
     meta_critic: bool = False
     meta_gae_lambda: float = 1.0
+    # Without a critic: "step-mean" subtracts from each weight the mean weight at the same step of the
+    # meta-trajectory over the other co-players' games of the same opponent type in the update (never the
+    # co-player's own B games, whose shared learner makes them depend on the actions), an unbiased
+    # baseline per step (``step_mean_baseline``); "none": the rules' Monte-Carlo weights as they are.
+    # None: "step-mean" without the critic, "none" with it (its values are the baseline).
+    meta_baseline: str | None = None
     meta_learning_rate: float = 0.05
+    # PPO (Schulman et al. 2017, arXiv 1707.06347), the paper's meta optimiser: each meta-batch is used
+    # for ``meta_epochs`` passes of ``meta_minibatches`` Adam steps on the clipped surrogate (ratios
+    # clipped to 1 +- ``meta_clip``), the co-players reshuffled into minibatches every pass. The paper's
+    # IPD meta agents: 4 epochs, 2 minibatches, clip 0.2. The defaults (1, 1): one step along the
+    # estimate itself.
+    meta_epochs: int = 1
+    meta_minibatches: int = 1
+    meta_clip: float = 0.2
     # Memory-1: the step size of plain gradient ascent on the naive learner's 5 logits, 10: fast
     # enough that it stops being exploitable within a meta-trajectory (at 1.0 it is not, and shaping
     # it is worth less than defecting; docs/estimators/coala.md). Network: Adam's learning rate,
@@ -122,8 +137,12 @@ class ShapingConfig:
             object.__setattr__(self, "naive_baseline", NAIVE_BASELINE_DEFAULTS[self.naive_policy])
         if self.policy not in POLICIES:
             raise ValueError(f"unknown policy {self.policy!r}; known policies: {', '.join(POLICIES)}")
-        for name in ("episode_length", "episodes", "batch_size", "meta_batch", "population", "hidden_size"):
+        for name in ("episode_length", "episodes", "batch_size", "meta_batch", "population", "hidden_size",
+                     "meta_epochs", "meta_minibatches"):
             check_integer(name, getattr(self, name), 1)
+        if self.meta_batch % self.meta_minibatches:
+            raise ValueError(f"meta_minibatches ({self.meta_minibatches}) must divide meta_batch ({self.meta_batch}): "
+                             "a minibatch is a share of the co-players")
         if self.naive_baseline not in NAIVE_BASELINES:
             raise ValueError(f"unknown naive_baseline {self.naive_baseline!r}; known baselines: "
                              f"{', '.join(NAIVE_BASELINES)}")
@@ -136,6 +155,14 @@ class ShapingConfig:
             raise ValueError("naive_policy 'network' runs the meta agents' network, so the policy must be a "
                              f"sequence policy, 'gru' or 'hawk'; got 'tabular'" + (f" (on {CLEANUP} it is always "
                              "'network')" if self.env == CLEANUP else ""))
+        if self.meta_baseline is None:
+            object.__setattr__(self, "meta_baseline", "none" if self.meta_critic else "step-mean")
+        if self.meta_baseline not in META_BASELINES:
+            raise ValueError(f"unknown meta_baseline {self.meta_baseline!r}; known meta baselines: "
+                             f"{', '.join(META_BASELINES)}")
+        if self.meta_baseline != "none" and self.meta_critic:
+            raise ValueError(f"meta_baseline {self.meta_baseline!r} is for the Monte-Carlo weights; with meta_critic "
+                             "the critic's values are the baseline")
         if self.meta_critic and self.naive_policy != "network":
             raise ValueError("meta_critic needs the players' value head, so naive_policy must be 'network'; got "
                              f"{self.naive_policy!r}")
@@ -144,7 +171,7 @@ class ShapingConfig:
             raise ValueError(f"meta_gae_lambda must be in [0, 1]; got {self.meta_gae_lambda!r}")
         if not isinstance(self.naive_value_learning_rate, (int, float)) or not 0 < self.naive_value_learning_rate <= 1:
             raise ValueError(f"naive_value_learning_rate must be in (0, 1]; got {self.naive_value_learning_rate!r}")
-        for name in ("meta_learning_rate", "naive_learning_rate", "reward_scale"):
+        for name in ("meta_learning_rate", "naive_learning_rate", "reward_scale", "meta_clip"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive number; got {value!r}")
@@ -293,7 +320,7 @@ def _play_episode(env, policy, meta_params, opponent_params, naive_logits, is_na
         log_probs = jnp.where(cooperate, jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits))
         observations, env_state, rewards, _ = jax.vmap(env.step)(env_state, actions)
         return (observations, env_state, (meta_state, opponent_state)), (
-            log_probs[:, 0], rewards[:, 0], cooperate[:, 0], seen[:, 1], cooperate[:, 1], rewards[:, 1])
+            log_probs[:, 0], rewards[:, 0], cooperate[:, 0], seen[:, 1], cooperate[:, 1], rewards[:, 1], seen[:, 0])
 
     (_, _, states), outputs = jax.lax.scan(step, (observations, env_state, states),
                                            jax.random.split(key, config.episode_length))
@@ -328,8 +355,9 @@ def naive_step(config: ShapingConfig, naive_logits, values, seen, cooperated, re
 
 def make_meta_trajectory(config: ShapingConfig, policy: MetaPolicy | None = None) -> Callable:
     """(meta params, naive start logits (5,), key, opponent params, is_naive) -> dict of (B, M T)
-    arrays: the meta agent's ``log_probs``, ``rewards`` and ``cooperated``, the co-player's
-    ``co_rewards`` and ``co_cooperated``. One meta-trajectory against one co-player: a naive learner
+    arrays: the meta agent's ``log_probs``, ``rewards``, ``cooperated`` (its actions) and
+    ``observations`` (the observation index it saw), the co-player's ``co_rewards`` and
+    ``co_cooperated``. One meta-trajectory against one co-player: a naive learner
     from the start logits where ``is_naive``, else the meta policy with the (fixed) opponent params.
     With the tabular policy the params are logits (M, 5). ``policy``: the config's by default."""
     env = IteratedPrisonersDilemma(episode_length=config.episode_length)
@@ -339,17 +367,18 @@ def make_meta_trajectory(config: ShapingConfig, policy: MetaPolicy | None = None
         def episode(carry, inputs):
             naive_logits, values, states = carry
             index, key = inputs
-            states, (log_probs, rewards, cooperated, seen, co_cooperated, co_rewards) = _play_episode(
+            states, (log_probs, rewards, cooperated, seen, co_cooperated, co_rewards, observations) = _play_episode(
                 env, policy, meta_params, opponent_params, naive_logits, is_naive, states, index, key, config)
             # The naive co-player's step on its own B episodes, from the games just played.
             naive_logits, values = naive_step(config, naive_logits, values, seen, co_cooperated, co_rewards)
-            return (naive_logits, values, states), (log_probs, rewards, cooperated, co_rewards, co_cooperated)
+            return (naive_logits, values, states), (log_probs, rewards, cooperated, co_rewards, co_cooperated,
+                                                    observations)
 
         # The policies' states start once per meta-trajectory and persist across its inner episodes.
         states = (policy.initial_state(config.batch_size), policy.initial_state(config.batch_size))
         _, outputs = jax.lax.scan(episode, (naive_logits, jnp.zeros(NUM_OBSERVATIONS), states),
                                   (jnp.arange(config.episodes), jax.random.split(key, config.episodes)))
-        names = ("log_probs", "rewards", "cooperated", "co_rewards", "co_cooperated")
+        names = ("log_probs", "rewards", "cooperated", "co_rewards", "co_cooperated", "observations")
         # (M, B, T) -> (B, M T)
         return {name: jnp.swapaxes(x, 0, 1).reshape(config.batch_size, -1) for name, x in zip(names, outputs)}
 
@@ -403,26 +432,72 @@ def _normalize(weights, mask):
     return jnp.where(mask, (weights - mean) / (std + 1e-8), weights)
 
 
-def make_meta_gradient(config: ShapingConfig) -> Callable:
-    """(pool params, key) -> (the gradient of the pool's meta objective, to be descended; metrics):
-    the rule's score-function estimate from one meta-batch of games (module docstring)."""
-    run = make_game(config)
-    pool, slots, steps = config.population, config.meta_batch, config.episode_length
+def step_mean_baseline(weights, mask):
+    """Weights (P, K, B, L) less, per opponent type (``mask`` (P, K, 1, 1): naive or not), the mean weight at
+    the same step l over the other co-players' games of that type: every (p', k') != (p, k). A co-player's
+    own B games share its learner, so their weights depend on each other's actions; the others' do not,
+    so the baseline leaves the gradient unbiased. Where no other game of the type exists it is 0."""
+    mask = jnp.broadcast_to(mask, weights.shape)
+    for kind in (mask, ~mask):
+        totals = jnp.sum(jnp.where(kind, weights, 0.0), axis=2)  # (P, K, L), over the B games
+        counts = jnp.sum(kind, axis=2).astype(weights.dtype)
+        others = jnp.sum(counts, axis=(0, 1)) - counts
+        baseline = (jnp.sum(totals, axis=(0, 1)) - totals) / jnp.maximum(others, 1.0)
+        weights = jnp.where(kind, weights - baseline[:, :, None, :], weights)
+    return weights
 
-    def surrogate(pool_params, key):
+
+def make_replay(config: ShapingConfig) -> Callable:
+    """(meta params, one co-player's games) -> (log-probs (B, M T) of the meta agent's actions in the
+    games under the params, its values (B, M T) or None): the meta policy run again over the inputs it
+    saw, its state started once and carried across the inner episodes as in the game. Under the params
+    that played the games these are the games' own log-probs; PPO's ratio compares the two."""
+    batch, steps = config.batch_size, config.episode_length
+    if config.naive_policy == "network":
+        _, apply, initial_state = player_network(config)
+        return lambda params, games: network_game.unroll(apply, initial_state(batch), params, games["observations"],
+                                                         games["actions"])
+    policy = make_policy(config)
+
+    def replay(params, games):
+        def step(state, inputs):
+            seen, index = inputs
+            logit, state = policy.apply(params, state, seen, index // steps)
+            return state, logit
+
+        seen = games["observations"]
+        _, logits = jax.lax.scan(step, policy.initial_state(batch), (seen.T, jnp.arange(seen.shape[1])))
+        logits = logits.T  # (B, M T), the log-odds of cooperating
+        return jnp.where(games["cooperated"], jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits)), None
+
+    return replay
+
+
+def _meta_batch(config: ShapingConfig) -> tuple[Callable, Callable]:
+    """``(collect, loss)``. ``collect(pool params, key)`` -> (batch, metrics): one meta-batch of games
+    (module docstring) with the weights of each meta score, fixed, each leaf (P, K, ...).
+    ``loss(pool params, batch)``: the clipped surrogate on the batch, to be descended, plus the
+    critic's loss; its gradient at the params that collected the batch is the rule's score-function
+    estimate (the ratio is 1 there and the clip inactive)."""
+    run, replay = make_game(config), make_replay(config)
+    pool, slots, steps = config.population, config.meta_batch, config.episode_length
+    inputs = ("observations", "actions") if config.naive_policy == "network" else ("observations", "cooperated")
+
+    def collect(pool_params, key):
+        pool_params = jax.lax.stop_gradient(pool_params)
         type_key, opponent_key, play_key = jax.random.split(key, 3)
         is_naive = jax.random.uniform(type_key, (pool, slots)) < config.p_naive
         # Another meta agent of the pool (the agent itself when it is alone).
         offsets = jax.random.randint(opponent_key, (pool, slots), 1, max(pool, 2)) if pool > 1 else 0
         opponents = (jnp.arange(pool)[:, None] + offsets) % pool * jnp.ones((pool, slots), jnp.int32)
-        opponent_params = jax.tree.map(lambda x: jax.lax.stop_gradient(x)[opponents], pool_params)  # (P, K, ...)
+        opponent_params = jax.tree.map(lambda x: x[opponents], pool_params)  # (P, K, ...)
         keys = jax.random.split(play_key, pool * slots).reshape(pool, slots, -1)
         play = jax.vmap(jax.vmap(run, (None, 0, 0, 0)), (0, 0, 0, 0))
-        games = play(pool_params, keys, opponent_params, is_naive)  # each (P, K, B, M T)
+        games = play(pool_params, keys, opponent_params, is_naive)  # each (P, K, B, M T, ...)
         naive = is_naive[:, :, None, None]
         rewards = games["rewards"]
         if config.meta_critic:
-            rewards, values = rewards * config.reward_scale, jax.lax.stop_gradient(games["values"])
+            rewards, values = rewards * config.reward_scale, games["values"]
 
             def weigh(rule):  # (GAE advantages, the critic's lambda-return targets), each (P, K, B, M T)
                 return jax.vmap(jax.vmap(lambda r, v: rule_advantages(
@@ -433,13 +508,13 @@ def make_meta_gradient(config: ShapingConfig) -> Callable:
         (by_rule, _), (unaware, targets) = weigh(config.rule), weigh("batch-unaware")
         # Against naive co-players the rule's weights; against meta agents the ordinary policy gradient.
         weights = jnp.where(naive, by_rule, unaware)
+        if config.meta_baseline == "step-mean":
+            weights = step_mean_baseline(weights, naive)
         if config.normalize_advantages:
             weights = _normalize(_normalize(weights, naive), ~naive)
-        # Maximise sum_b sum_l log pi * W per co-player, averaged over the meta-batch, summed over the pool.
-        objective = jnp.sum(jnp.mean(jnp.sum(games["log_probs"] * jax.lax.stop_gradient(weights), axis=(2, 3)), axis=1))
-        if targets is not None:  # the critic's loss: summed over the steps, as the policy term is
-            critic_loss = 0.5 * jnp.sum(jnp.mean(jnp.sum((games["values"] - targets) ** 2, axis=(2, 3)), axis=1))
-            objective = objective - network_game.VALUE_LOSS_WEIGHT * critic_loss
+        batch = {name: games[name] for name in inputs} | {"log_probs": games["log_probs"], "weights": weights}
+        if targets is not None:
+            batch["targets"] = targets
 
         def per_episode(x, mask):  # (P, K, B, M T) -> (M,)
             x = x.reshape(x.shape[:3] + (config.episodes, steps)).astype(jnp.float32)
@@ -453,24 +528,65 @@ def make_meta_gradient(config: ShapingConfig) -> Callable:
             "naive_cooperation": per_episode(games["co_cooperated"], is_naive),
             "meta_vs_meta_cooperation": per_episode(games["cooperated"], ~is_naive),
         }
-        return -objective, metrics
+        return batch, metrics
 
-    return jax.grad(surrogate, has_aux=True)
+    def loss(pool_params, batch):
+        log_probs, values = jax.vmap(jax.vmap(replay, (None, 0)))(pool_params, batch)  # (P, K', B, M T)
+        ratio = jnp.exp(log_probs - batch["log_probs"])
+        weights = batch["weights"]
+        clipped = jnp.clip(ratio, 1.0 - config.meta_clip, 1.0 + config.meta_clip)
+        # Maximise sum_b sum_l min(r W, clip(r) W) per co-player, averaged over the meta-batch, summed over the pool.
+        objective = jnp.sum(jnp.mean(jnp.sum(jnp.minimum(ratio * weights, clipped * weights), axis=(2, 3)), axis=1))
+        if "targets" in batch:  # the critic's loss: summed over the steps, as the policy term is
+            critic_loss = 0.5 * jnp.sum(jnp.mean(jnp.sum((values - batch["targets"]) ** 2, axis=(2, 3)), axis=1))
+            objective = objective - network_game.VALUE_LOSS_WEIGHT * critic_loss
+        return -objective
+
+    return collect, loss
+
+
+def make_meta_gradient(config: ShapingConfig) -> Callable:
+    """(pool params, key) -> (the gradient of the pool's meta objective, to be descended; metrics):
+    the rule's score-function estimate from one meta-batch of games (module docstring)."""
+    collect, loss = _meta_batch(config)
+
+    def gradient_of(pool_params, key):
+        batch, metrics = collect(pool_params, key)
+        return jax.grad(loss)(pool_params, batch), metrics
+
+    return gradient_of
 
 
 def make_meta_update(config: ShapingConfig) -> tuple[Callable, optax.GradientTransformation]:
     """``(update, optimizer)``: ``update((pool params, optimizer state), key)`` -> (new carry,
-    metrics), the jitted update of the pool (module docstring): one Adam step along
-    ``make_meta_gradient``'s gradient. Metrics: the rewards per step of ``METRICS`` (NaN where no
-    game of that kind was played) and the cooperation per inner episode, (M,), of ``COOPERATION``."""
-    gradient_of = make_meta_gradient(config)
+    metrics), the jitted update of the pool (module docstring): one meta-batch of games, then
+    ``meta_epochs`` passes over it in ``meta_minibatches`` minibatches of co-players, each an Adam step
+    on the clipped surrogate (PPO; one pass in one minibatch: one step along ``make_meta_gradient``'s
+    estimate). Metrics: the rewards per step of ``METRICS`` (NaN where no game of that kind was
+    played) and the cooperation per inner episode, (M,), of ``COOPERATION``."""
+    collect, loss = _meta_batch(config)
     optimizer = optax.adam(config.meta_learning_rate)
+    parts = config.meta_minibatches
+
+    def step(carry, minibatch):
+        pool_params, opt_state = carry
+        updates, opt_state = optimizer.update(jax.grad(loss)(pool_params, minibatch), opt_state, pool_params)
+        return (optax.apply_updates(pool_params, updates), opt_state), None
 
     def update(carry, key):
-        pool_params, opt_state = carry
-        gradient, metrics = gradient_of(pool_params, key)
-        updates, opt_state = optimizer.update(gradient, opt_state, pool_params)
-        return (optax.apply_updates(pool_params, updates), opt_state), metrics
+        batch, metrics = collect(carry[0], key)
+
+        def epoch(carry, key):
+            if parts > 1:  # the co-players shuffled, then cut into minibatches: (parts, P, K / parts, ...)
+                order = jax.random.permutation(key, config.meta_batch)
+                minibatches = jax.tree.map(lambda x: jnp.swapaxes(
+                    x[:, order].reshape((x.shape[0], parts, -1) + x.shape[2:]), 0, 1), batch)
+            else:
+                minibatches = jax.tree.map(lambda x: x[None], batch)
+            return jax.lax.scan(step, carry, minibatches)[0], None
+
+        carry, _ = jax.lax.scan(epoch, carry, jax.random.split(jax.random.fold_in(key, 1), config.meta_epochs))
+        return carry, metrics
 
     return jax.jit(update), optimizer
 

@@ -90,7 +90,9 @@ def test_the_naive_context_restarts_every_episode_and_the_meta_agents_persist():
     run = _run(_counting_network, lambda key: jnp.zeros(()), _ActionRewardEnv(), steps=4, episodes=3, batch=2)
     for is_naive in (True, False):
         games = run(jnp.zeros(()), jax.random.PRNGKey(0), jnp.zeros(()), is_naive)
+        assert games.pop("observations").shape == (2, 12, 1)  # the meta agent's inputs, for its replay
         assert all(x.shape == (2, 12) for x in games.values())
+        np.testing.assert_array_equal(games["actions"], np.broadcast_to(np.arange(12), (2, 12)))
         np.testing.assert_array_equal(games["rewards"], np.broadcast_to(np.arange(12.0), (2, 12)))
         co = np.tile(np.arange(4.0), 3) if is_naive else np.arange(12.0)
         np.testing.assert_array_equal(games["co_rewards"], np.broadcast_to(co, (2, 12)))
@@ -138,10 +140,12 @@ def test_a_cleanup_meta_update_runs_and_moves_the_policy():
 
 def test_the_meta_critic_at_init_scales_the_policy_gradient_and_trains_the_value_head():
     # Zero-initialised value head: V = 0, so with lambda 1 every rule's GAE advantage is its
-    # Monte-Carlo weight on the scaled rewards, and the critic's targets are the returns-to-go.
+    # Monte-Carlo weight on the scaled rewards (with no baseline), and the critic's targets are the
+    # returns-to-go.
     options = dict(policy="gru", naive_policy="network", hidden_size=8, episode_length=4, episodes=3,
                    batch_size=2, meta_batch=2, population=2, p_naive=0.5)
-    plain, critic = ShapingConfig(**options), ShapingConfig(**options, meta_critic=True)
+    plain, critic = ShapingConfig(**options, meta_baseline="none"), ShapingConfig(**options, meta_critic=True)
+    assert critic.meta_baseline == "none" and ShapingConfig(**options).meta_baseline == "step-mean"
     params = init_params(plain)
     key = jax.random.PRNGKey(3)
     without, metrics_without = make_meta_gradient(plain)(params, key)

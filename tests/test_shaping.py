@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cocoa.shaping import (COOPERATION, METRICS, ShapingConfig, init_params, make_meta_trajectory, make_meta_update,
-                           naive_step, train_shaping)
+                           naive_step, step_mean_baseline, train_shaping)
 
 SMALL = dict(episode_length=4, episodes=6, batch_size=8, meta_batch=4)
 
@@ -153,3 +153,135 @@ def test_the_a2c_values_move_to_the_mean_returns_and_baseline_the_step_with_thei
     np.testing.assert_allclose(logits, expected, atol=1e-6)
     batch_mean = ShapingConfig()
     assert naive_step(batch_mean, jnp.zeros(5), values, seen, cooperated, rewards)[1] is values
+
+
+# --- the step-mean baseline of the Monte-Carlo weights ----------------------------------------------
+
+def test_the_step_mean_baseline_is_the_mean_over_the_other_co_players_of_the_same_type():
+    """Against an explicit loop: each weight less the mean at its step over every game of the same
+    opponent type outside its own co-player's B games (0 where there is none)."""
+    rng = np.random.default_rng(0)
+    weights = rng.normal(size=(2, 3, 2, 4))  # (P, K, B, L)
+    naive = np.array([[True, False, True], [True, True, False]])[:, :, None, None]
+    got = np.asarray(step_mean_baseline(jnp.asarray(weights), jnp.asarray(naive)))
+    expected = np.empty_like(weights)
+    for p in range(2):
+        for k in range(3):
+            others = [weights[q, j] for q in range(2) for j in range(3)
+                      if (q, j) != (p, k) and naive[q, j, 0, 0] == naive[p, k, 0, 0]]
+            expected[p, k] = weights[p, k] - np.mean(np.concatenate(others), axis=0)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    one_co_player = weights[:1, :1]  # nobody else: no baseline
+    np.testing.assert_allclose(step_mean_baseline(jnp.asarray(one_co_player), jnp.ones((1, 1, 1, 1), bool)),
+                               one_co_player, rtol=1e-6)
+
+
+def _baseline_shift_z(monkeypatch, baseline=None, samples=3000):
+    """z-scores of the mean gradient change that the step-mean baseline makes, paired by key, over the
+    logits that games reach. ``baseline`` replaces ``step_mean_baseline`` (a deliberately biased one)."""
+    import cocoa.shaping as shaping
+
+    if baseline is not None:
+        monkeypatch.setattr(shaping, "step_mean_baseline", baseline)
+    common = dict(episode_length=2, episodes=3, batch_size=2, meta_batch=2, naive_learning_rate=5.0)
+    plain, based = (jax.vmap(shaping.make_meta_gradient(ShapingConfig(**common, meta_baseline=b)), (None, 0))
+                    for b in ("none", "step-mean"))
+    logits = 0.5 * jax.random.normal(jax.random.PRNGKey(3), (1, 3, 5))
+    keys = jax.random.split(jax.random.PRNGKey(4), samples)
+    change = np.asarray(jax.jit(lambda k: based(logits, k)[0] - plain(logits, k)[0])(keys), np.float64)
+    mean, se = change.mean(0), change.std(0, ddof=1) / np.sqrt(samples)
+    reached = se > 0
+    assert reached.sum() >= 6 and np.all(mean[~reached] == 0)
+    return np.abs(mean[reached] / se[reached])
+
+
+def test_the_step_mean_baseline_leaves_the_gradient_unbiased(monkeypatch):
+    """Paired by key, the baseline's change of the gradient has mean 0 on every reached logit (z < 4);
+    the same baseline taken over every co-player, the own one included, is rejected (some z > 6)."""
+    assert _baseline_shift_z(monkeypatch).max() < 4.0
+
+    def with_own_games(weights, mask):  # the step mean over every co-player, its own B games included
+        return weights - jnp.mean(weights, axis=(0, 1, 2), keepdims=True)
+
+    assert _baseline_shift_z(monkeypatch, with_own_games).max() > 6.0
+
+
+def test_the_step_mean_baseline_is_refused_with_a_critic():
+    with pytest.raises(ValueError, match="unknown meta_baseline 'critic'; known meta baselines: none, step-mean"):
+        ShapingConfig(meta_baseline="critic")
+    with pytest.raises(ValueError, match="with meta_critic the critic's values are the baseline"):
+        ShapingConfig(policy="gru", naive_policy="network", meta_critic=True, meta_baseline="step-mean")
+
+
+# --- the replay of the meta policy, and PPO --------------------------------------------------------
+
+@pytest.mark.parametrize("options", [
+    dict(), dict(policy="gru", hidden_size=8), dict(policy="hawk", hidden_size=8),
+    dict(policy="gru", hidden_size=8, naive_policy="network"),
+    dict(env="CleanUpLite-v0", episode_length=6, policy="hawk", hidden_size=8)], ids=str)
+def test_the_replay_under_the_playing_params_gives_the_games_log_probs(options):
+    """Tabular, GRU and Hawk meta agents on the IPD, network games on the IPD and CleanUp-lite: the
+    meta policy run again over what it saw gives back the games' log-probs (and values), so PPO's
+    ratio starts at 1."""
+    from cocoa.shaping import make_game, make_replay
+
+    config = ShapingConfig(**{**dict(episode_length=3, episodes=3, batch_size=2), **options})
+    params = jax.tree.map(lambda x: x[0], init_params(config, jax.random.PRNGKey(1)))
+    params = jax.tree.map(lambda x: x + 0.3 * jax.random.normal(jax.random.PRNGKey(2), x.shape), params)
+    opponent = jax.tree.map(lambda x: -x, params)
+    for is_naive in (True, False):
+        games = jax.jit(make_game(config))(params, jax.random.PRNGKey(3), opponent, is_naive)
+        log_probs, values = jax.jit(make_replay(config))(params, games)
+        np.testing.assert_allclose(log_probs, games["log_probs"], rtol=1e-5, atol=1e-5)
+        assert float(jnp.std(games["log_probs"])) > 0.01
+        if config.naive_policy == "network":
+            np.testing.assert_allclose(values, games["values"], rtol=1e-5, atol=1e-5)
+        else:
+            assert values is None
+
+
+def test_the_clipped_surrogate_drops_the_scores_whose_ratio_left_the_clip_range():
+    """Away from the collecting params the surrogate's gradient is sum W grad r over exactly the
+    scores not clipped: those with W > 0 and r > 1 + clip, or W < 0 and r < 1 - clip, give none."""
+    from cocoa.shaping import _meta_batch, make_replay
+
+    config = ShapingConfig(episode_length=3, episodes=4, batch_size=4, meta_batch=2, meta_clip=0.1)
+    collect, loss = _meta_batch(config)
+    params = init_params(config)
+    batch, _ = collect(params, jax.random.PRNGKey(0))
+    moved = params + 0.4 * jax.random.normal(jax.random.PRNGKey(1), params.shape)
+    replay = jax.vmap(jax.vmap(make_replay(config), (None, 0)))
+    ratio = lambda p: jnp.exp(replay(p, batch)[0] - batch["log_probs"])
+    r, w = ratio(moved), batch["weights"]
+    kept = ~(((w > 0) & (r > 1.1)) | ((w < 0) & (r < 0.9)))
+    assert 0.2 < float(jnp.mean(kept)) < 0.95  # both kinds present
+    by_hand = jax.grad(lambda p: -jnp.sum(jnp.mean(jnp.sum(jnp.where(kept, ratio(p) * w, 0.0), axis=(2, 3)), axis=1)))
+    np.testing.assert_allclose(jax.grad(loss)(moved, batch), by_hand(moved), rtol=1e-4, atol=1e-5)
+
+
+def test_ppo_takes_epochs_times_minibatches_steps_and_one_pass_is_the_plain_step():
+    from cocoa.shaping import make_meta_gradient
+
+    common = dict(episode_length=3, episodes=4, batch_size=4, meta_batch=4, population=2, p_naive=0.5)
+    params = init_params(ShapingConfig(**common), jax.random.PRNGKey(0)) + 0.1
+    key = jax.random.PRNGKey(7)
+    update, optimizer = make_meta_update(ShapingConfig(**common, meta_epochs=3, meta_minibatches=2))
+    (new, state), metrics = update((params, optimizer.init(params)), key)
+    assert int(state[0].count) == 6 and np.isfinite(np.asarray(new)).all()
+    # One pass in one minibatch: one Adam step along make_meta_gradient's estimate of the same games.
+    config = ShapingConfig(**common)
+    update, optimizer = make_meta_update(config)
+    (one, _), _ = update((params, optimizer.init(params)), key)
+    gradient, _ = make_meta_gradient(config)(params, key)
+    step, _ = optimizer.update(gradient, optimizer.init(params), params)
+    np.testing.assert_allclose(one, params + step, rtol=1e-6, atol=1e-6)
+    assert float(jnp.max(jnp.abs(new - params))) > float(jnp.max(jnp.abs(one - params)))
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(meta_batch=6, meta_minibatches=4), "meta_minibatches \\(4\\) must divide meta_batch \\(6\\)"),
+    (dict(meta_epochs=0), "meta_epochs must be an integer >= 1"),
+    (dict(meta_clip=0.0), "meta_clip must be a positive number; got 0.0")])
+def test_bad_ppo_settings_name_themselves(options, message):
+    with pytest.raises(ValueError, match=message):
+        ShapingConfig(**options)
