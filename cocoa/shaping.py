@@ -437,6 +437,9 @@ def step_mean_baseline(weights, mask):
     the same step l over the other co-players' games of that type: every (p', k') != (p, k). A co-player's
     own B games share its learner, so their weights depend on each other's actions; the others' do not,
     so the baseline leaves the gradient unbiased. Where no other game of the type exists it is 0."""
+    if jnp.ndim(weights) != 4 or jnp.shape(mask) != tuple(jnp.shape(weights)[:2]) + (1, 1):
+        raise ValueError(f"step_mean_baseline needs weights (P, K, B, L) and a mask (P, K, 1, 1); got weights "
+                         f"{jnp.shape(weights)} and mask {jnp.shape(mask)}")
     mask = jnp.broadcast_to(mask, weights.shape)
     for kind in (mask, ~mask):
         totals = jnp.sum(jnp.where(kind, weights, 0.0), axis=2)  # (P, K, L), over the B games

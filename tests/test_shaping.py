@@ -171,6 +171,9 @@ def test_the_step_mean_baseline_is_the_mean_over_the_other_co_players_of_the_sam
                       if (q, j) != (p, k) and naive[q, j, 0, 0] == naive[p, k, 0, 0]]
             expected[p, k] = weights[p, k] - np.mean(np.concatenate(others), axis=0)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="needs weights \\(P, K, B, L\\) and a mask \\(P, K, 1, 1\\); got weights "
+                       "\\(2, 3, 2, 4\\) and mask \\(2, 3\\)"):
+        step_mean_baseline(jnp.asarray(weights), jnp.asarray(naive[:, :, 0, 0]))
     one_co_player = weights[:1, :1]  # nobody else: no baseline
     np.testing.assert_allclose(step_mean_baseline(jnp.asarray(one_co_player), jnp.ones((1, 1, 1, 1), bool)),
                                one_co_player, rtol=1e-6)
