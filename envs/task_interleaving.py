@@ -34,6 +34,7 @@ horizon, so the oracle, time-indexed, holds it exactly.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from math import comb
 
@@ -78,6 +79,30 @@ def count_states(contexts: int, max_open: int, arrangements: int) -> int:
     queries = sum(comb(contexts, j) * 2 ** j * (contexts - j) * arrangements for j in range(max_open))
     answers = sum(comb(contexts, j) * 2 ** j * j for j in range(1, max_open + 1))
     return queries + answers
+
+
+def _objects(arrangement, objects: int, sides: int):
+    """(left, right) object ids of a query arrangement: rewarding ids 0..N-1, non-rewarding N..2N-1."""
+    side = arrangement % sides
+    pair = arrangement // sides
+    rewarding, other = pair // objects, objects + pair % objects
+    return jnp.where(side == 0, rewarding, other), jnp.where(side == 0, other, rewarding)
+
+
+def _observation(state, contexts: int, objects: int, sides: int):
+    live = ~state.terminated  # the terminal state shows the zero vector
+    query = (state.arrangement < objects ** 2 * sides) & live
+    left, right = _objects(state.arrangement, objects, sides)
+    width = 2 * objects
+    return jnp.concatenate([
+        jnp.stack([query, ~query & live]).astype(jnp.float32),
+        one_hot(state.context, contexts) * live,
+        one_hot(left, width) * query, one_hot(right, width) * query])
+
+
+# The table's observations of every state at once: one compile per layout, shared by every table built.
+_observations = functools.partial(jax.jit, static_argnums=(1, 2, 3))(
+    jax.vmap(_observation, in_axes=(0, None, None, None)))
 
 
 class TaskInterleaving(Environment):
@@ -125,23 +150,6 @@ class TaskInterleaving(Environment):
         return np.zeros(self.observation_shape, np.float32), np.ones(self.observation_shape, np.float32)
 
     # --- the rules ------------------------------------------------------------------------------
-    def _objects(self, arrangement):
-        """(left, right) object ids of a query arrangement: rewarding ids 0..N-1, non-rewarding N..2N-1."""
-        side = arrangement % self.sides
-        pair = arrangement // self.sides
-        rewarding, other = pair // self.objects, self.objects + pair % self.objects
-        return jnp.where(side == 0, rewarding, other), jnp.where(side == 0, other, rewarding)
-
-    def _observe(self, state):
-        live = ~state.terminated  # the terminal state shows the zero vector
-        query = (state.arrangement < self.arrangements) & live
-        left, right = self._objects(state.arrangement)
-        width = 2 * self.objects
-        return jnp.concatenate([
-            jnp.stack([query, ~query & live]).astype(jnp.float32),
-            one_hot(state.context, self.contexts) * live,
-            one_hot(left, width) * query, one_hot(right, width) * query])
-
     def _pick(self, mask, uniform):
         """A uniformly chosen index where ``mask`` holds (0 if none)."""
         count = jnp.sum(mask)
@@ -163,7 +171,7 @@ class TaskInterleaving(Environment):
         context, arrangement = self._enter(noise, status, params)  # nothing is open: a query room
         state = InterleavingState(status=status, context=context, arrangement=arrangement, time=jnp.int32(0),
                                   terminated=jnp.bool_(False), done=jnp.bool_(False))
-        return self._observe(state), state
+        return _observation(state, self.contexts, self.objects, self.sides), state
 
     def step_from_noise(self, noise, state, action, params):
         live = ~state.done
@@ -184,7 +192,7 @@ class TaskInterleaving(Environment):
             done=state.done | terminated | (time >= params.max_steps))
         info = {"query": live & query, "correct": live & correct, "answer": live & ~query,
                 "rewarded": reward > 0}
-        return self._observe(next_state), next_state, reward, next_state.done, info
+        return _observation(next_state, self.contexts, self.objects, self.sides), next_state, reward, next_state.done, info
 
     def episode_metrics(self, info, mask):
         del mask
@@ -206,7 +214,7 @@ class TaskInterleaving(Environment):
         context, arrangement = int(state.context), int(state.arrangement)
         if arrangement == self.arrangements:
             return f"contexts [{marks}]  answer room of context {context}"
-        left, right = (int(x) for x in self._objects(arrangement))
+        left, right = (int(x) for x in _objects(arrangement, self.objects, self.sides))
         name = lambda o: f"r{o}" if o < self.objects else f"n{o - self.objects}"
         return f"contexts [{marks}]  query room of context {context}: {name(left)} | {name(right)}"
 
@@ -270,11 +278,11 @@ class TaskInterleaving(Environment):
         slot = np.searchsorted(reward_values, reward)
         reward_probs = (slot[..., None] == np.arange(reward_values.size)).astype(np.float64)
 
-        observations = np.asarray(jax.jit(jax.vmap(self._observe))(InterleavingState(  # one compile, not one per op
+        observations = np.asarray(_observations(InterleavingState(
             status=jnp.asarray(np.stack([status_of(code) for code in states[:, 0]]), jnp.int32),
             context=jnp.asarray(states[:, 1], jnp.int32), arrangement=jnp.asarray(states[:, 2], jnp.int32),
             time=jnp.zeros(states.shape[0], jnp.int32), terminated=jnp.zeros(states.shape[0], bool),
-            done=jnp.zeros(states.shape[0], bool))))
+            done=jnp.zeros(states.shape[0], bool)), contexts, self.objects, self.sides))
         observations = np.concatenate([observations, np.zeros((1, observations.shape[1]), np.float32)])
         initial = np.zeros(num_states)
         for context in range(contexts):
