@@ -7,10 +7,12 @@ It runs three parts into ``OUT/``, each resumable and each on the chosen backend
 - ``OUT/tree/``: the tree's exact gradient variance at each state overlap (``overlap<o>.json``);
 - ``OUT/coala/``: the ``coala`` suite, with its own report.
 
-The sequence-policy claims read ``OUT/coala-sequence/`` when ``cocoa bench coala-sequence --out
-OUT/coala-sequence`` has been run there (about 11 minutes more), and the CleanUp-lite claims
-``OUT/coala-cleanup/`` after ``cocoa bench coala-cleanup --out OUT/coala-cleanup`` (about 12
-minutes more); neither is part of this command's budget.
+Longer suites fill more rows when they have been run into the same folder, none of them part of
+this command's budget: the paper's key-to-door sweep (``cocoa bench key-to-door-paper --out
+OUT/key-to-door``, hours; its L = 103 runs are this command's), shadow training
+(``cocoa bench shadow-key-to-door --out OUT/shadow-key-to-door``, hours), the sequence policies
+(``cocoa bench coala-sequence --out OUT/coala-sequence``, about 12 minutes) and CleanUp-lite
+(``cocoa bench coala-cleanup --out OUT/coala-cleanup``, about 7 minutes).
 
 Then ``OUT/report.md`` (the claims table, the figures and a paragraph per part) and
 ``OUT/claims.json`` (the same rows: ``claim_table``). Rows that need more compute than this
@@ -30,6 +32,8 @@ from cocoa.benchmarks.claim_table import markdown
 from cocoa.benchmarks.run_stats import mean_and_error, per_seed_at
 
 KEY_TO_DOOR = "claims-key-to-door"
+PAPER_SWEEP = "key-to-door-paper"  # its runs read from OUT/key-to-door too, where the L = 103 ones are shared
+SHADOW = "shadow-key-to-door"  # read from OUT/shadow-key-to-door
 TREE_FIGURE = "tree_variance.png"
 TREE_BARS = "tree_db.png"
 
@@ -67,11 +71,16 @@ def run(out_dir, *, progress: bool = True, backend=None, log=None) -> tuple[Path
     return write_report(out, failed), failed
 
 
-def key_to_door_runs(folder, suite) -> dict:
-    """{(agent, length): evaluation rows} of the finished plain key-to-door runs of ``suite``."""
-    return cocoa_claims.key_to_door_index(
-        [(spec, records.load_metrics(runner.run_dir(folder, spec))) for spec in suite.runs
-         if runner.is_finished(folder, spec)])
+def finished_runs(folder, *suite_names) -> list[tuple]:
+    """(RunSpec, evaluation rows, shadow rows) of the finished runs of these suites in ``folder``,
+    each run once (suites share runs by id)."""
+    found = {}
+    for name in suite_names:
+        for spec in suites.get(name).runs:
+            if spec.run_id not in found and runner.is_finished(folder, spec):
+                run_dir = runner.run_dir(folder, spec)
+                found[spec.run_id] = (spec, records.load_metrics(run_dir), records.load_shadow(run_dir))
+    return list(found.values())
 
 
 def _tree_records(out: Path) -> list[dict]:
@@ -126,9 +135,11 @@ def _tree_words(tree: list[dict]) -> str:
 def write_report(out_dir, failed: list[str] = ()) -> Path:
     """``OUT/report.md`` and ``OUT/claims.json`` from whatever of the three parts has finished."""
     out = Path(out_dir)
-    k2d = key_to_door_runs(out / "key-to-door", suites.get(KEY_TO_DOOR))
+    k2d = cocoa_claims.key_to_door_index(
+        (spec, rows) for spec, rows, _ in finished_runs(out / "key-to-door", KEY_TO_DOOR, PAPER_SWEEP))
+    shadow = cocoa_claims.shadow_index(finished_runs(out / SHADOW, SHADOW))
     tree = _tree_records(out)
-    rows = (cocoa_claims.key_to_door_rows(k2d) + cocoa_claims.tree_rows(tree)
+    rows = (cocoa_claims.key_to_door_rows(k2d) + cocoa_claims.shadow_rows(shadow) + cocoa_claims.tree_rows(tree)
             + coala.claims(coala.finished_records(out / "coala")
                            + coala.finished_records(out / coala.SEQUENCE_NAME, coala.sequence_runs())
                            + coala.finished_records(out / coala.CLEANUP_NAME, coala.cleanup_runs())))

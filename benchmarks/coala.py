@@ -78,7 +78,7 @@ def default_runs(updates: int = 2000, seeds=(0, 1), sizes=(10, 20, 16), log_ever
 SEQUENCE_NAME = "coala-sequence"
 SEQUENCE_DESCRIPTION = ("The COALA IPD claims with GRU meta policies (width 32, Adam lr 0.003, meta-batch 8): "
                         "shaping under each rule and mixed pools of 4 at p_naive 0.75, 1 seed x 1,000 updates "
-                        "(about 11 minutes here).")
+                        "(about 12 minutes here).")
 
 
 def sequence_runs(policy: str = "gru", updates: int = 1000, seeds=(0,)) -> list[CoalaRun]:

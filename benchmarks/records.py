@@ -123,3 +123,14 @@ def load_metrics(run_dir: str | os.PathLike) -> list[dict]:
         rows = list(csv.DictReader(handle))
     return [{k: (int(v) if k in ("update", "seed", "episodes") else float(v)) for k, v in row.items() if v != ""}
             for row in rows]
+
+
+def load_shadow(run_dir: str | os.PathLike) -> list[dict]:
+    """Rows of a run's ``shadow.csv`` (``cocoa.shadow.shadow_quality``'s records), or [] if it has none."""
+    path = Path(run_dir) / SHADOW_FILE
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    text = {"agent": str, "first_step_only": lambda v: v == "True", "update": int, "seed": int}
+    return [{k: text.get(k, float)(v) for k, v in row.items() if v != ""} for row in rows]

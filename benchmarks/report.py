@@ -251,7 +251,10 @@ def write_report(suite: Suite, out_dir: str | Path) -> Path:
                      "Disentangled credit is large on the diagonal and 0 off it.", "",
                      credit_table("learned:", np.asarray(matrices["learned"])), "",
                      credit_table("oracle:", np.asarray(matrices["exact"]))]
+    shadow = cocoa_claims.shadow_index((spec, rows, records.load_shadow(out_dir / "runs" / spec.run_id))
+                                       for spec, rows in runs)
     claim_rows = [r for r in cocoa_claims.key_to_door_rows(cocoa_claims.key_to_door_index(runs))
+                  + cocoa_claims.shadow_rows(shadow)
                   if r["status"] != "not run"]  # the COCOA paper's claims this suite's runs touch
     if claim_rows:
         records.atomic_write(out_dir / "claims.json", json.dumps(claim_rows, indent=1))

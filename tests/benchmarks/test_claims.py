@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from cocoa.benchmarks import claims, cocoa_claims, records, suites
+from cocoa.benchmarks import claim_table, claims, cocoa_claims, records, suites
+from cocoa.benchmarks import report as suite_report
 from cocoa.benchmarks.claim_table import STATUSES
 
 
@@ -16,10 +17,19 @@ def _rows(curve_per_seed, updates):
             for s, curve in enumerate(curve_per_seed) for u, v in zip(updates, curve)]
 
 
+_LONG = [0, 5000, 10000]
 GOOD = {("cocoa-reward", 23): _rows([[0.0, 0.9, 1.0]] * 8, [0, 2000, 2250]),
-        ("cocoa-reward", 103): _rows([[0.0, 0.95, 0.95]] * 8, [0, 5000, 10000]),
-        ("reinforce", 103): _rows([[0.0, 0.05, 0.1]] * 8, [0, 5000, 10000]),
-        ("advantage", 103): _rows([[0.0, 0.1, 0.2]] * 8, [0, 5000, 10000])}
+        ("cocoa-reward", 103): _rows([[0.0, 0.95, 0.95]] * 8, _LONG),
+        ("reinforce", 103): _rows([[0.0, 0.05, 0.1]] * 8, _LONG),
+        ("advantage", 103): _rows([[0.0, 0.1, 0.2]] * 8, _LONG)}
+# The rest of the paper's sweep at L = 103.
+SWEEP = {("cocoa-feature", 103): _rows([[0.0, 0.9, 0.9]] * 8, _LONG),
+         ("q-critic", 103): _rows([[0.0, 0.2, 0.3]] * 8, _LONG),
+         ("trajcv", 103): _rows([[0.0, 0.0, 0.1]] * 8, _LONG),
+         ("hca-state", 103): _rows([[0.0, 0.1, 0.1]] * 8, _LONG)}
+# Row order: early; COCOA-reward, COCOA-feature keep it; REINFORCE, Advantage, Q-critic, TrajCV,
+# HCA-state fall off; COCOA-reward ahead of REINFORCE and Advantage; both COCOAs ahead of every baseline.
+FALLS_OFF = slice(3, 8)
 
 
 def _status(rows):
@@ -27,19 +37,66 @@ def _status(rows):
 
 
 def test_the_key_to_door_claims_pass_fail_and_go_unrun_on_their_thresholds():
-    assert _status(cocoa_claims.key_to_door_rows(GOOD)) == ["pass"] * 5 + ["not run"] * 2
-    bad = dict(GOOD)
+    assert _status(cocoa_claims.key_to_door_rows({**GOOD, **SWEEP})) == ["pass"] * 10
+    assert _status(cocoa_claims.key_to_door_rows(GOOD)) == (["pass", "pass", "not run", "pass", "pass"]
+                                                            + ["not run"] * 3 + ["pass", "not run"])
+    bad = {**GOOD, **SWEEP}
     bad[("cocoa-reward", 23)] = _rows([[0.0, 0.5, 1.0]] * 8, [0, 2000, 2250])  # late: 0.5 at update 2,000
-    bad[("cocoa-reward", 103)] = _rows([[0.0, 0.95, 0.4]] + [[0.0, 0.95, 0.95]] * 7, [0, 5000, 10000])  # a collapse
-    bad[("advantage", 103)] = _rows([[0.0, 0.5, 0.5]] * 8, [0, 5000, 10000])
-    assert _status(cocoa_claims.key_to_door_rows(bad)) == ["fail", "fail", "pass", "fail", "pass", "not run", "not run"]
+    bad[("cocoa-reward", 103)] = _rows([[0.0, 0.95, 0.4]] + [[0.0, 0.95, 0.95]] * 7, _LONG)  # a collapse
+    bad[("advantage", 103)] = _rows([[0.0, 0.5, 0.5]] * 8, _LONG)
+    bad[("q-critic", 103)] = _rows([[0.0, 0.9, 0.9]] * 8, _LONG)  # keeps the treasure: ahead of COCOA-feature
+    assert _status(cocoa_claims.key_to_door_rows(bad)) == ["fail", "fail", "pass", "pass", "fail", "fail", "pass",
+                                                           "pass", "pass", "fail"]
     # COCOA ahead by less than two standard errors: fail.
     close = dict(GOOD)
-    close[("advantage", 103)] = _rows([[0.0, 1.0, 1.0]] * 4 + [[0.0, 0.9, 0.9]] * 4, [0, 5000, 10000])
-    assert _status(cocoa_claims.key_to_door_rows(close))[4] == "fail"
+    close[("advantage", 103)] = _rows([[0.0, 1.0, 1.0]] * 4 + [[0.0, 0.9, 0.9]] * 4, _LONG)
+    assert _status(cocoa_claims.key_to_door_rows(close))[8] == "fail"
     missing = cocoa_claims.key_to_door_rows({})
-    assert _status(missing) == ["not run"] * 7
+    assert _status(missing) == ["not run"] * 10
     assert all(r["command"] for r in missing) and "no cocoa-reward run at L = 23" in missing[0]["measured"]
+    both = cocoa_claims.key_to_door_rows(GOOD)[9]["measured"]
+    assert "cocoa-feature" in both and "q-critic" in both and "trajcv" in both and "hca-state" in both
+
+
+def _shadow(figures, seeds=4, rates=(0.0, 0.5, 1.0)):
+    """(evaluation rows, shadow rows): at evaluation i every seed has treasure rate rates[i] and shadow
+    ``agent`` has figures[agent][metric] + 0.1 seed at every evaluation."""
+    updates = [500 * i for i in range(len(rates))]
+    rows = [{"update": u, "seed": s, "episodes": 8 * u, "return": 0.0, "treasure_rate": r}
+            for s in range(seeds) for u, r in zip(updates, rates)]
+    shadow = [{"update": u, "seed": s, "agent": agent, "first_step_only": True,
+               **{metric: value + 0.1 * s for metric, value in values.items()}}
+              for agent, values in figures.items() for s in range(seeds) for u in updates]
+    return rows, shadow
+
+
+SHADOW_GOOD = {"reinforce": {"snr_db": -50.0, "bias_db": -99.0, "variance_db": 50.0},
+               "advantage": {"snr_db": -40.0, "bias_db": -90.0, "variance_db": 40.0},
+               "q-critic": {"snr_db": -20.0, "bias_db": 20.0, "variance_db": -100.0},
+               "hca-state": {"snr_db": -48.0, "bias_db": -80.0, "variance_db": 48.0},
+               "cocoa-reward": {"snr_db": -15.0, "bias_db": 0.0, "variance_db": 5.0}}
+
+
+def test_the_shadow_claims_pass_and_fail_on_their_thresholds():
+    assert _status(cocoa_claims.shadow_rows(_shadow(SHADOW_GOOD))) == ["pass"] * 3
+    bad = {**SHADOW_GOOD, "q-critic": {"snr_db": -10.0, "bias_db": -5.0, "variance_db": -100.0},
+           "hca-state": {"snr_db": -48.0, "bias_db": -80.0, "variance_db": 44.0}}  # 6 dB below REINFORCE
+    assert _status(cocoa_claims.shadow_rows(_shadow(bad))) == ["fail", "fail", "fail"]
+    assert _status(cocoa_claims.shadow_rows(None)) == ["not run"] * 3
+    assert all(r["command"].startswith("cocoa bench shadow-key-to-door") for r in cocoa_claims.shadow_rows(None))
+    without_hca = {a: v for a, v in SHADOW_GOOD.items() if a != "hca-state"}
+    assert _status(cocoa_claims.shadow_rows(_shadow(without_hca))) == ["pass", "pass", "not run"]
+
+
+def test_the_shadow_figures_average_over_bins_of_the_treasure_rate_as_the_paper_does():
+    # Seed 0 spends three evaluations near rate 0 (SNR -30) and one at rate 1 (SNR 0): per seed the
+    # plain mean is -22.5, the paper's binned mean the mean of its two occupied bins, -15.
+    rows = [{"update": u, "seed": 0, "treasure_rate": r} for u, r in zip(range(4), (0.0, 0.01, 0.02, 1.0))]
+    shadow = [{"update": u, "seed": 0, "agent": "cocoa-reward", "snr_db": v} for u, v in zip(range(4), (-30.0,) * 3 + (0.0,))]
+    shadow.append({"update": 3, "seed": 0, "agent": "reinforce", "snr_db": float("inf")})  # left out, as the paper's
+    assert sorted(cocoa_claims.progress_binned(rows, shadow, "cocoa-reward", "snr_db")) == [-30.0, 0.0]
+    with pytest.raises(claim_table.Missing, match="no reinforce shadow measurement"):
+        cocoa_claims.progress_binned(rows, shadow, "reinforce", "snr_db")
 
 
 def _tree(variances):
@@ -71,10 +128,11 @@ def test_the_claims_report_gathers_every_part_with_links(tmp_path):
                              json.dumps([r for r in _tree(good) if r["env_params"]["overlap"] == overlap]))
     report = claims.write_report(tmp_path).read_text()
     rows = json.loads((tmp_path / "claims.json").read_text())
-    assert len(rows) == 18 and {r["status"] for r in rows} <= set(STATUSES)
-    assert _status(rows[:9]) == ["pass"] * 5 + ["not run"] * 2 + ["pass"] * 2
-    assert _status(rows[9:]) == ["not run"] * 9  # the coala part has not run
-    assert "7 pass, 0 fail, 11 not run." in report
+    assert len(rows) == 24 and {r["status"] for r in rows} <= set(STATUSES)
+    assert _status(rows[:15]) == (["pass", "pass", "not run", "pass", "pass"] + ["not run"] * 3 + ["pass", "not run"]
+                                  + ["not run"] * 3 + ["pass"] * 2)  # key-to-door, shadow training, the tree
+    assert _status(rows[15:]) == ["not run"] * 9  # the coala part has not run
+    assert "7 pass, 0 fail, 17 not run." in report
     links = re.findall(r"\[(docs/[^\]]+)\]\(([^)]+)\)", report)
     assert {page for page, _ in links} >= {"docs/benchmarks/index.md", "docs/environments/tree.md",
                                            "docs/estimators/coala.md", "docs/environments/cleanup_lite.md"}
@@ -82,6 +140,32 @@ def test_the_claims_report_gathers_every_part_with_links(tmp_path):
     assert (tmp_path / claims.TREE_FIGURE).stat().st_size > 10_000 and "tree_variance.png" in report
     assert (tmp_path / claims.TREE_BARS).stat().st_size > 10_000 and "tree_db.png" in report  # dB bars
     assert "cocoa-reward at L = 103: 0.95 ± 0.00 after 10,000 updates" in report
+
+
+def _save(folder, spec, rows, shadow=None):
+    summary = {"config": spec.to_dict(), "final": {}, "wall_seconds": 1.0, "env_steps_per_second": 1.0}
+    records.save_record(folder / "runs" / spec.run_id,
+                        {"summary": summary, "rows": rows, **({"shadow_rows": shadow} if shadow else {})})
+
+
+def test_the_claims_report_reads_the_paper_sweep_and_shadow_training_where_they_ran(tmp_path):
+    runs = {**GOOD, **SWEEP}
+    for spec in suites.get(claims.PAPER_SWEEP).runs:  # the sweep at L = 103, into the claims' own folder
+        if spec.env_params["length"] == 103 and (spec.agent, 103) in runs:
+            _save(tmp_path / "key-to-door", spec, runs[(spec.agent, 103)])
+    for spec in suites.get(claims.KEY_TO_DOOR).runs:
+        _save(tmp_path / "key-to-door", spec, GOOD[(spec.agent, spec.env_params["length"])])
+    (spec,) = suites.get(claims.SHADOW).runs
+    rows, shadow = _shadow(SHADOW_GOOD)
+    _save(tmp_path / claims.SHADOW, spec, rows, shadow)
+    claims.write_report(tmp_path)
+    rows = json.loads((tmp_path / "claims.json").read_text())
+    assert _status(rows[:13]) == ["pass"] * 13
+    assert "cocoa-reward -14.8" in rows[10]["measured"]
+    # The shadow suite's own report checks the same three claims.
+    assert "## Claims" in suite_report.write_report(suites.get(claims.SHADOW), tmp_path / claims.SHADOW).read_text()
+    own = json.loads((tmp_path / claims.SHADOW / "claims.json").read_text())
+    assert [r["claim"] for r in own] == [r["claim"] for r in rows[10:13]]
 
 
 @pytest.mark.parametrize("name", ["claims", "claims-key-to-door", "coala", "coala-sequence", "coala-cleanup"])
