@@ -183,11 +183,19 @@ def shadow_rows(measured: tuple[list[dict], list[dict]] | None) -> list[dict]:
             others = present(a for a in SHADOW_AGENTS if a != agent)
             if not others:
                 raise Missing(f"no shadow measurement besides {agent}")
-            figures = {a: figure(a, metric) for a in others}
+            figures, infinite = {}, []
+            for other in others:
+                try:
+                    figures[other] = figure(other, metric)
+                except Missing:  # present but never finite: an exactly unbiased estimator's bias is -inf dB
+                    infinite.append(other)
+            if not figures:
+                raise Missing(f"no finite {metric} besides {agent}'s")
             runner_up = max(figures, key=lambda a: figures[a][0])
             gap = value[0] - figures[runner_up][0]
             error = (value[1] ** 2 + figures[runner_up][1] ** 2) ** 0.5
-            listed = ", ".join(f"{a} {m:.1f}" for a, (m, _) in sorted(figures.items()))
+            listed = ", ".join([f"{a} {m:.1f}" for a, (m, _) in sorted(figures.items())]
+                               + [f"{a} -inf" for a in infinite])
             return (f"{agent} {value[0]:.1f} ± {value[1]:.1f} {unit_text}; {listed} (gap to {runner_up} "
                     f"{gap:.1f} ± {error:.1f})", gap > 2 * error)
         return measure

@@ -84,6 +84,9 @@ def test_the_shadow_claims_pass_and_fail_on_their_thresholds():
     assert _status(cocoa_claims.shadow_rows(_shadow(bad))) == ["fail", "fail", "fail"]
     assert _status(cocoa_claims.shadow_rows(None)) == ["not run"] * 3
     assert all(r["command"].startswith("cocoa bench shadow-key-to-door") for r in cocoa_claims.shadow_rows(None))
+    unbiased = {**SHADOW_GOOD, "reinforce": {**SHADOW_GOOD["reinforce"], "bias_db": float("-inf")}}
+    bias_row = cocoa_claims.shadow_rows(_shadow(unbiased))[1]  # REINFORCE's exact zero bias: -inf dB
+    assert bias_row["status"] == "pass" and "reinforce -inf" in bias_row["measured"]
     without_hca = {a: v for a, v in SHADOW_GOOD.items() if a != "hca-state"}
     assert _status(cocoa_claims.shadow_rows(_shadow(without_hca))) == ["pass", "pass", "not run"]
 
