@@ -4,7 +4,8 @@ It runs three parts into ``OUT/``, each resumable and each on the chosen backend
 
 - ``OUT/key-to-door/``: the ``claims-key-to-door`` training suite (COCOA-reward at L = 23;
   REINFORCE, Advantage and COCOA-reward at L = 103), with its own report;
-- ``OUT/tree/``: the tree's exact gradient variance at each state overlap (``overlap<o>.json``);
+- ``OUT/tree/``: the ``tree-variance`` suite, the tree's exact gradient variance at each state
+  overlap (``overlap<o>.json``), with its own report;
 - ``OUT/coala/``: the ``coala`` suite, with its own report.
 
 Longer suites fill more rows when they have been run into the same folder, none of them part of
@@ -21,40 +22,20 @@ command's budget say "not run" and give the command that runs them.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import platform
 from pathlib import Path
 
-from cocoa.benchmarks import backends, coala, cocoa_claims, records, runner, suites
+from cocoa.benchmarks import coala, cocoa_claims, records, runner, suites, tree_variance
 from cocoa.benchmarks.claim_table import markdown
 from cocoa.benchmarks.run_stats import mean_and_error, per_seed_at
 
 KEY_TO_DOOR = "claims-key-to-door"
 PAPER_SWEEP = "key-to-door-paper"  # its runs read from OUT/key-to-door too, where the L = 103 ones are shared
 SHADOW = "shadow-key-to-door"  # read from OUT/shadow-key-to-door
-TREE_FIGURE = "tree_variance.png"
-TREE_BARS = "tree_db.png"
-
-
-def _tree_path(out: Path, overlap: int) -> Path:
-    return out / "tree" / f"overlap{overlap}.json"
-
-
-def run_tree(out_dir, *, progress: bool = True, backend=None) -> dict[int, str]:
-    """The tree measurements not saved yet, one item per overlap; returns overlap -> why it failed."""
-    out = Path(out_dir)
-    backend = backend or backends.LocalBackend()
-    pending = [o for o in cocoa_claims.TREE_OVERLAPS if not _tree_path(out, o).exists()]
-    failed = {}
-    with contextlib.closing(backend.map(cocoa_claims.tree_records, pending, progress=progress)) as outcomes:
-        for index, outcome in outcomes:
-            if isinstance(outcome, backends.RunFailure):
-                failed[pending[index]] = outcome.message
-            else:
-                records.atomic_write(_tree_path(out, pending[index]), json.dumps(outcome, indent=1))
-    return failed
+TREE_FIGURE = tree_variance.FIGURE  # the claims report draws the tree's figures beside it too
+TREE_BARS = tree_variance.BARS
 
 
 def run(out_dir, *, progress: bool = True, backend=None, log=None) -> tuple[Path, list[str]]:
@@ -64,10 +45,10 @@ def run(out_dir, *, progress: bool = True, backend=None, log=None) -> tuple[Path
     out.mkdir(parents=True, exist_ok=True)
     suite = suites.get(KEY_TO_DOOR)
     runner.run_suite(suite, out / "key-to-door", progress=progress, backend=backend, log=log)
-    tree_failed = run_tree(out, progress=progress, backend=backend)
+    _, tree_failed = tree_variance.run_suite(out / "tree", progress=progress, backend=backend)
     coala.run_suite(out / "coala", progress=progress, backend=backend)
     failed = ([f"key-to-door/{name}" for name in runner.failures(suite, out / "key-to-door")]
-              + [f"tree/overlap{o}" for o in tree_failed] + [f"coala/{name}" for name in coala.failures(out / "coala")])
+              + [f"tree/{name}" for name in tree_failed] + [f"coala/{name}" for name in coala.failures(out / "coala")])
     return write_report(out, failed), failed
 
 
@@ -83,31 +64,6 @@ def finished_runs(folder, *suite_names) -> list[tuple]:
     return list(found.values())
 
 
-def _tree_records(out: Path) -> list[dict]:
-    return [r for o in cocoa_claims.TREE_OVERLAPS if _tree_path(out, o).exists()
-            for r in json.loads(_tree_path(out, o).read_text())]
-
-
-def plot_tree(tree: list[dict], path: Path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6.5, 4))
-    for agent in cocoa_claims.TREE_AGENTS:
-        points = sorted((r["env_params"]["overlap"], r["variance_db"]) for r in tree if r["agent"] == agent)
-        if points:
-            axis.plot(*zip(*points), marker="o", label=agent)
-    axis.set(xlabel="state overlap o", ylabel="gradient variance / ||g*||^2 (dB)",
-             title="Tree-v0 (depth 4, branching 6), shared initial policy: exact variance")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
-
 def _key_to_door_words(runs: dict) -> str:
     parts = []
     for (agent, length), rows in sorted(runs.items(), key=lambda item: (item[0][1], item[0][0])):
@@ -121,36 +77,18 @@ def _key_to_door_words(runs: dict) -> str:
             "are in the part's own report.")
 
 
-def _tree_words(tree: list[dict]) -> str:
-    by = {(r["env_params"]["overlap"], r["agent"]): r["variance_db"] for r in tree}
-    overlaps = sorted({o for o, _ in by})
-    if not overlaps:
-        return "The tree measurements have not run yet."
-    cells = "; ".join(f"overlap {o}: " + ", ".join(f"{a} {by[(o, a)]:.1f} dB" for a in cocoa_claims.TREE_AGENTS
-                                                   if (o, a) in by) for o in dict.fromkeys((overlaps[0], overlaps[-1])))
-    return ("Exact per-trajectory gradient variance, relative to the exact gradient's squared norm, of each estimator "
-            f"with oracle models, against the overlap (the figure). {cells}.")
-
-
 def write_report(out_dir, failed: list[str] = ()) -> Path:
     """``OUT/report.md`` and ``OUT/claims.json`` from whatever of the three parts has finished."""
     out = Path(out_dir)
     k2d = cocoa_claims.key_to_door_index(
         (spec, rows) for spec, rows, _ in finished_runs(out / "key-to-door", KEY_TO_DOOR, PAPER_SWEEP))
     shadow = cocoa_claims.shadow_index(finished_runs(out / SHADOW, SHADOW))
-    tree = _tree_records(out)
+    tree = tree_variance.load(out / "tree")
     rows = (cocoa_claims.key_to_door_rows(k2d) + cocoa_claims.shadow_rows(shadow) + cocoa_claims.tree_rows(tree)
             + coala.claims(coala.finished_records(out / "coala")
                            + coala.finished_records(out / coala.SEQUENCE_NAME, coala.sequence_runs())
                            + coala.finished_records(out / coala.CLEANUP_NAME, coala.cleanup_runs())))
     records.atomic_write(out / "claims.json", json.dumps(rows, indent=1))
-    ends = [r for r in tree if r["env_params"]["overlap"] in (min(cocoa_claims.TREE_OVERLAPS), max(cocoa_claims.TREE_OVERLAPS))]
-    if tree:
-        plot_tree(tree, out / TREE_FIGURE)
-    if ends:
-        from cocoa import gradient_report
-
-        gradient_report.plot(ends, out / TREE_BARS)
     text = ["# cocoa: the papers' claims, checked here", "",
             f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} on {platform.node()} "
             f"({platform.machine()}, Python {platform.python_version()}). Each row: the claim, where the paper "
@@ -163,12 +101,8 @@ def write_report(out_dir, failed: list[str] = ()) -> Path:
     text += ["## Key-to-door", "", _key_to_door_words(k2d), ""]
     if (out / "key-to-door" / "learning_curves.png").exists():
         text += ["![key-to-door learning curves](key-to-door/learning_curves.png)", ""]
-    text += ["## The tree: variance against state overlap", "", _tree_words(tree), ""]
-    if tree:
-        text += [f"![tree variance against overlap]({TREE_FIGURE})", ""]
-    if ends:
-        text += ["Bias, variance and SNR in dB at the two ends of the overlap range (exact):", "",
-                 f"![tree bias, variance and SNR in dB]({TREE_BARS})", ""]
+    text += ["## The tree: variance against state overlap", "", tree_variance.words(tree), "",
+             *tree_variance.figures(tree, out / TREE_FIGURE, out / TREE_BARS)]
     text += ["## The iterated prisoner's dilemma (COALA)", "",
              "Meta agents' reward per step against naive learners and against each other, under each rule, and "
              "the cooperation within a meta-trajectory: the part's report, `coala/report.md`.", ""]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from cocoa.benchmarks import coala, presets, records
+from cocoa.benchmarks import coala, presets, records, tree_variance
 from cocoa.train import TrainConfig
 
 
@@ -208,11 +208,11 @@ CLAIMS_DESCRIPTION = ("Every claim of the COCOA and COALA papers that runs here,
 
 def names() -> list[str]:
     """Every suite ``cocoa bench`` runs: the training suites, the multi-agent one and the claims."""
-    return list(SUITES) + [coala.NAME, coala.SEQUENCE_NAME, coala.CLEANUP_NAME, CLAIMS]
+    return list(SUITES) + [tree_variance.NAME, coala.NAME, coala.SEQUENCE_NAME, coala.CLEANUP_NAME, CLAIMS]
 
 
 def describe(name: str) -> str:
-    special = {coala.NAME: coala.DESCRIPTION, coala.SEQUENCE_NAME: coala.SEQUENCE_DESCRIPTION,
+    special = {tree_variance.NAME: tree_variance.DESCRIPTION, coala.NAME: coala.DESCRIPTION, coala.SEQUENCE_NAME: coala.SEQUENCE_DESCRIPTION,
                coala.CLEANUP_NAME: coala.CLEANUP_DESCRIPTION, CLAIMS: CLAIMS_DESCRIPTION}
     return special[name] if name in special else get(name).description
 

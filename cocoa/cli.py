@@ -270,7 +270,7 @@ def _train(args, extra) -> int:
 
 
 def _bench(args, extra) -> int:
-    from cocoa.benchmarks import backends, claims, coala, runner, suites
+    from cocoa.benchmarks import backends, claims, coala, runner, suites, tree_variance
 
     if extra:
         raise CliError(f"unexpected arguments for bench: {' '.join(extra)}")
@@ -281,6 +281,8 @@ def _bench(args, extra) -> int:
     progress = not args.no_progress
     if args.suite == suites.CLAIMS:
         report, failed = claims.run(out, progress=progress, backend=backend)
+    elif args.suite == tree_variance.NAME:
+        report, failed = tree_variance.run_suite(out, progress=progress, backend=backend)
     elif args.suite in (coala.NAME, coala.SEQUENCE_NAME, coala.CLEANUP_NAME):
         runs = coala.runs_of(args.suite)
         report = coala.run_suite(out, runs, progress=progress, backend=backend, suite=args.suite)

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from cocoa.benchmarks import claim_table, claims, cocoa_claims, records, suites
+from cocoa import cli
+from cocoa.benchmarks import claim_table, claims, cocoa_claims, records, suites, tree_variance
 from cocoa.benchmarks import report as suite_report
 from cocoa.benchmarks.claim_table import STATUSES
 
@@ -171,6 +172,29 @@ def test_the_claims_report_reads_the_paper_sweep_and_shadow_training_where_they_
     assert [r["claim"] for r in own] == [r["claim"] for r in rows[10:13]]
 
 
-@pytest.mark.parametrize("name", ["claims", "claims-key-to-door", "coala", "coala-sequence", "coala-cleanup"])
+def test_the_tree_suite_reports_its_saved_overlaps_and_measures_only_the_missing_ones(tmp_path, monkeypatch):
+    good = {"reinforce": [18.7] * 7, "advantage-gt": [18.5] * 7, "hca-state-gt": [18.7] + [17.5] * 6,
+            "cocoa-reward-gt": [15.0] * 7, "q-critic-gt": [6.3] * 7}
+    for overlap in cocoa_claims.TREE_OVERLAPS[:-1]:
+        records.atomic_write(tmp_path / f"overlap{overlap}.json",
+                             json.dumps([r for r in _tree(good) if r["env_params"]["overlap"] == overlap]))
+    measured = []
+
+    def last_overlap(overlap, progress=False):
+        measured.append(overlap)
+        return [r for r in _tree(good) if r["env_params"]["overlap"] == overlap]
+
+    monkeypatch.setattr(cocoa_claims, "tree_records", last_overlap)
+    assert cli.main(["bench", "tree-variance", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert measured == [cocoa_claims.TREE_OVERLAPS[-1]]  # the saved overlaps are kept, not measured again
+    report = (tmp_path / "report.md").read_text()
+    assert _status(json.loads((tmp_path / "claims.json").read_text())) == ["pass", "pass"]
+    assert "2 pass, 0 fail, 0 not run." in report and "overlap 6: reinforce 18.7 dB" in report
+    assert (tmp_path / tree_variance.FIGURE).stat().st_size > 10_000 and tree_variance.FIGURE in report
+    assert (tmp_path / tree_variance.BARS).stat().st_size > 10_000 and tree_variance.BARS in report
+
+
+@pytest.mark.parametrize("name", ["claims", "claims-key-to-door", "tree-variance", "coala", "coala-sequence",
+                                  "coala-cleanup"])
 def test_every_special_suite_is_listed_and_described(name):
     assert name in suites.names() and suites.describe(name)
