@@ -148,12 +148,13 @@ def shadow_index(runs) -> tuple[list[dict], list[dict]] | None:
     return None
 
 
-def progress_binned(rows: list[dict], shadow: list[dict], agent: str, metric: str, bins: int = 10) -> list[float]:
+def progress_binned(rows: list[dict], shadow: list[dict], agent: str, metric: str, bins: int = 10,
+                    progress: str = _METRIC) -> list[float]:
     """The COCOA paper's aggregate of a gradient-quality figure along training: each of ``agent``'s
-    evaluations is placed by the treasure rate of the policy it measured into one of ``bins``
-    equal-width bins over the rates seen; one value per (bin, seed) that has evaluations, their mean.
-    Non-finite values are left out, as the paper's figure scripts drop them."""
-    rate = {(r["update"], r["seed"]): r[_METRIC] for r in rows}
+    evaluations is placed by the ``progress`` metric (the treasure rate) of the policy it measured
+    into one of ``bins`` equal-width bins over the values seen; one value per (bin, seed) that has
+    evaluations, their mean. Non-finite values are left out, as the paper's figure scripts drop them."""
+    rate = {(r["update"], r["seed"]): r[progress] for r in rows}
     points = [(rate[(r["update"], r["seed"])], r["seed"], r[metric]) for r in shadow
               if r["agent"] == agent and (r["update"], r["seed"]) in rate and np.isfinite(r[metric])]
     if not points:

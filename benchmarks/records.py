@@ -20,6 +20,7 @@ SUMMARY_FILE = "summary.json"
 ERROR_FILE = "error.txt"
 CREDIT_MATRIX_FILE = "credit_matrix.json"  # task interleaving: {"learned", "exact"} context credit matrices
 SHADOW_FILE = "shadow.csv"  # a run with shadow estimators: their gradient quality at each evaluation
+SHADOW_PLOT_FILE = "shadow.png"  # and its plot along training
 _LEADING_COLUMNS = ["update", "seed", "episodes", "return"]
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from cocoa import envs
 from cocoa.benchmarks import cocoa_claims, records
-from cocoa.benchmarks.claim_table import markdown
+from cocoa.benchmarks.claim_table import Missing, markdown
 from cocoa.benchmarks.run_stats import mean_and_error, per_seed_at, reach_and_hold, training_means
 from cocoa.benchmarks.suites import RunSpec, Suite
 
@@ -158,6 +158,43 @@ def plot_final_against(runs: list[tuple[RunSpec, list[dict]]], path: Path, metri
     plt.close(figure)
 
 
+def shadow_table(rows: list[dict], shadow: list[dict], lead: str | None) -> list[str]:
+    """The shadow estimators' gradient quality along one run: each one's SNR, bias and variance in dB
+    aggregated over training (binned by ``lead``, the headline metric, as the COCOA paper's figures
+    are; a plain mean over evaluations without one), and beside them the un-normalised figures at
+    the first and last evaluation (mean over seeds), which the normalisation by ‖g*‖² hides."""
+    first, last = min(r["update"] for r in shadow), max(r["update"] for r in shadow)
+    how = (f"binned into 10 equal-width bins of the {_words(lead)} and averaged per bin and seed" if lead
+           else "averaged over the evaluations and seeds")
+    lines = [f"Each shadow's SNR, bias and variance in dB over training ({how}; mean ± standard error over those "
+             f"cells; non-finite values left out), then ‖g*‖, the MSE, the variance and the squared bias "
+             f"un-normalised at updates {first:,} and {last:,} (mean over seeds).", "",
+             "| shadow | SNR dB | bias dB | variance dB | ‖g*‖ | MSE | variance | squared bias |", "|---|---|---|---|---|---|---|---|"]
+
+    def aggregate(agent, metric):
+        if lead:
+            try:
+                values = cocoa_claims.progress_binned(rows, shadow, agent, metric, progress=lead)
+            except Missing:
+                return "-inf" if metric == "bias_db" else "-"
+        else:
+            values = [r[metric] for r in shadow if r["agent"] == agent and np.isfinite(r[metric])]
+            if not values:
+                return "-"
+        return "{:.1f} ± {:.1f}".format(*mean_and_error(values))
+
+    def at_ends(agent, key):
+        means = [np.mean([r[key] for r in shadow if r["agent"] == agent and r["update"] == u]) for u in (first, last)]
+        return " -> ".join(f"{m:.3g}" for m in means)
+
+    for agent in dict.fromkeys(r["agent"] for r in shadow):
+        lines.append(f"| {agent} | " + " | ".join(
+            [aggregate(agent, m) for m in ("snr_db", "bias_db", "variance_db")]
+            + [at_ends(agent, k) for k in ("true_gradient_norm", "mean_squared_error", "variance_unnormalised",
+                                           "squared_bias")]) + " |")
+    return lines
+
+
 def write_report(suite: Suite, out_dir: str | Path) -> Path:
     """Writes the report of every finished run of ``suite`` in ``out_dir``; returns report.md's path."""
     out_dir = Path(out_dir)
@@ -251,8 +288,13 @@ def write_report(suite: Suite, out_dir: str | Path) -> Path:
                      "Disentangled credit is large on the diagonal and 0 off it.", "",
                      credit_table("learned:", np.asarray(matrices["learned"])), "",
                      credit_table("oracle:", np.asarray(matrices["exact"]))]
-    shadow = cocoa_claims.shadow_index((spec, rows, records.load_shadow(out_dir / "runs" / spec.run_id))
-                                       for spec, rows in runs)
+    shadows = [(spec, rows, records.load_shadow(out_dir / "runs" / spec.run_id)) for spec, rows in runs]
+    for spec, rows, shadow_rows in shadows:
+        if shadow_rows:
+            text += ["", f"## Shadow estimators: {_label(spec)} on {spec.env}", "", *shadow_table(rows, shadow_rows, lead),
+                     "", f"![shadow estimators' bias, variance and SNR along training](runs/{spec.run_id}/"
+                     f"{records.SHADOW_PLOT_FILE})"]
+    shadow = cocoa_claims.shadow_index(shadows)
     claim_rows = [r for r in cocoa_claims.key_to_door_rows(cocoa_claims.key_to_door_index(runs))
                   + cocoa_claims.shadow_rows(shadow)
                   if r["status"] != "not run"]  # the COCOA paper's claims this suite's runs touch
@@ -263,7 +305,8 @@ def write_report(suite: Suite, out_dir: str | Path) -> Path:
     text += ["", "## Files", "",
              "- `results.csv`: every evaluation of every seed of every run.",
              "- `results.json`: each run's configuration, final means and timings.",
-             "- `runs/<run_id>/`: each run's `metrics.csv` and `summary.json`.", ""]
+             "- `runs/<run_id>/`: each run's `metrics.csv` and `summary.json` (and, with shadow estimators, "
+             "`shadow.csv` and `shadow.png`).", ""]
     report = out_dir / "report.md"
     records.atomic_write(report, "\n".join(text))
     return report

@@ -156,7 +156,7 @@ def run_suite(suite: Suite, out_dir: str | Path, *, progress: bool = True, log=N
             if outcome.get("shadow_rows"):
                 from cocoa import gradient_report
 
-                gradient_report.plot_shadow_curves(outcome["shadow_rows"], run_dir(out_dir, spec) / "shadow.png")
+                gradient_report.plot_shadow_curves(outcome["shadow_rows"], run_dir(out_dir, spec) / records.SHADOW_PLOT_FILE)
             log(f"{labels[spec.run_id]}: {spec.train.seeds} seeds x {spec.train.updates} updates done in "
                 f"{summary['wall_seconds']:.1f} s ({summary['env_steps_per_second']:,.0f} env-steps/s)")
     report = write_report(suite, out_dir)

@@ -65,7 +65,8 @@ def _shadow(figures, seeds=4, rates=(0.0, 0.5, 1.0)):
     updates = [500 * i for i in range(len(rates))]
     rows = [{"update": u, "seed": s, "episodes": 8 * u, "return": 0.0, "treasure_rate": r}
             for s in range(seeds) for u, r in zip(updates, rates)]
-    shadow = [{"update": u, "seed": s, "agent": agent, "first_step_only": True,
+    shadow = [{"update": u, "seed": s, "agent": agent, "first_step_only": True, "true_gradient_norm": 0.5,
+               "mean_squared_error": 2.0, "variance_unnormalised": 1.5, "squared_bias": 0.5,
                **{metric: value + 0.1 * s for metric, value in values.items()}}
               for agent, values in figures.items() for s in range(seeds) for u in updates]
     return rows, shadow
@@ -166,10 +167,15 @@ def test_the_claims_report_reads_the_paper_sweep_and_shadow_training_where_they_
     rows = json.loads((tmp_path / "claims.json").read_text())
     assert _status(rows[:13]) == ["pass"] * 13
     assert "cocoa-reward -14.8" in rows[10]["measured"]
-    # The shadow suite's own report checks the same three claims.
-    assert "## Claims" in suite_report.write_report(suites.get(claims.SHADOW), tmp_path / claims.SHADOW).read_text()
+    # The shadow suite's own report checks the same three claims, and tabulates the shadows' figures.
+    report = suite_report.write_report(suites.get(claims.SHADOW), tmp_path / claims.SHADOW).read_text()
+    assert "## Claims" in report and "## Shadow estimators" in report and "shadow.png" in report
+    assert "| cocoa-reward | -14.8 ± 0.0 | 0.2 ± 0.0 | 5.1 ± 0.0 | 0.5 -> 0.5 | 2 -> 2 | 1.5 -> 1.5 | 0.5 -> 0.5 |" in report
     own = json.loads((tmp_path / claims.SHADOW / "claims.json").read_text())
     assert [r["claim"] for r in own] == [r["claim"] for r in rows[10:13]]
+    # Without a headline metric to bin by: the plain mean over evaluations and seeds.
+    plain = suite_report.shadow_table(*_shadow(SHADOW_GOOD, rates=(0.0, 0.0, 0.0)), None)
+    assert "averaged over the evaluations and seeds" in plain[0] and "| reinforce | -49.9 ± 0.0 | -98.9 ± 0.0 |" in plain[4]
 
 
 def test_the_tree_suite_reports_its_saved_overlaps_and_measures_only_the_missing_ones(tmp_path, monkeypatch):
