@@ -4,6 +4,7 @@ when its runs are missing, and the report gathers them with their docs links."""
 import json
 import re
 
+import numpy as np
 import pytest
 
 from cocoa import cli
@@ -91,6 +92,25 @@ def test_the_shadow_claims_pass_and_fail_on_their_thresholds():
     assert bias_row["status"] == "pass" and "reinforce -inf" in bias_row["measured"]
     without_hca = {a: v for a, v in SHADOW_GOOD.items() if a != "hca-state"}
     assert _status(cocoa_claims.shadow_rows(_shadow(without_hca))) == ["pass", "pass", "not run"]
+
+
+def test_the_shadow_gaps_are_paired_by_evaluation():
+    # Seeds differ by 10 dB in both estimators alike (a common policy): COCOA-reward 2 dB ahead at every
+    # evaluation passes, though two standard errors of the unpaired means (about 9 dB) would swallow the gap.
+    rows, shadow = _shadow(SHADOW_GOOD)
+    for r in shadow:
+        r["snr_db"] = {"cocoa-reward": 2.0, "q-critic": 0.0}.get(r["agent"], -90.0) + 10.0 * r["seed"]
+    row = cocoa_claims.shadow_rows((rows, shadow))[0]
+    assert row["status"] == "pass" and "gap to q-critic 2.0 ± 0.0" in row["measured"]
+    # The same 2 dB on average, ahead on two seeds and behind on the other two: the paired gap's error is large.
+    for r in shadow:
+        if r["agent"] == "cocoa-reward":
+            r["snr_db"] += (6.0 if r["seed"] % 2 else -6.0)
+    assert cocoa_claims.shadow_rows((rows, shadow))[0]["status"] == "fail"
+    difference = cocoa_claims.progress_binned(rows, shadow, "cocoa-reward", "snr_db", minus="q-critic")
+    assert sorted(set(np.round(difference, 6))) == [-4.0, 8.0]
+    with pytest.raises(claim_table.Missing, match="no trajcv shadow measurement"):
+        cocoa_claims.progress_binned(rows, shadow, "cocoa-reward", "snr_db", minus="trajcv")
 
 
 def test_the_shadow_figures_average_over_bins_of_the_treasure_rate_as_the_paper_does():
