@@ -81,17 +81,17 @@ SHADOW_GOOD = {"reinforce": {"snr_db": -50.0, "bias_db": -99.0, "variance_db": 5
 
 
 def test_the_shadow_claims_pass_and_fail_on_their_thresholds():
-    assert _status(cocoa_claims.shadow_rows(_shadow(SHADOW_GOOD))) == ["pass"] * 3
+    assert _status(cocoa_claims.shadow_rows([_shadow(SHADOW_GOOD)])) == ["pass"] * 3
     bad = {**SHADOW_GOOD, "q-critic": {"snr_db": -10.0, "bias_db": -5.0, "variance_db": -100.0},
            "hca-state": {"snr_db": -48.0, "bias_db": -80.0, "variance_db": 44.0}}  # 6 dB below REINFORCE
-    assert _status(cocoa_claims.shadow_rows(_shadow(bad))) == ["fail", "fail", "fail"]
-    assert _status(cocoa_claims.shadow_rows(None)) == ["not run"] * 3
-    assert all(r["command"].startswith("cocoa bench shadow-key-to-door") for r in cocoa_claims.shadow_rows(None))
+    assert _status(cocoa_claims.shadow_rows([_shadow(bad)])) == ["fail", "fail", "fail"]
+    assert _status(cocoa_claims.shadow_rows([])) == ["not run"] * 3
+    assert all(r["command"].startswith("cocoa bench shadow-key-to-door") for r in cocoa_claims.shadow_rows([]))
     unbiased = {**SHADOW_GOOD, "reinforce": {**SHADOW_GOOD["reinforce"], "bias_db": float("-inf")}}
-    bias_row = cocoa_claims.shadow_rows(_shadow(unbiased))[1]  # REINFORCE's exact zero bias: -inf dB
+    bias_row = cocoa_claims.shadow_rows([_shadow(unbiased)])[1]  # REINFORCE's exact zero bias: -inf dB
     assert bias_row["status"] == "pass" and "reinforce -inf" in bias_row["measured"]
     without_hca = {a: v for a, v in SHADOW_GOOD.items() if a != "hca-state"}
-    assert _status(cocoa_claims.shadow_rows(_shadow(without_hca))) == ["pass", "pass", "not run"]
+    assert _status(cocoa_claims.shadow_rows([_shadow(without_hca)])) == ["pass", "pass", "not run"]
 
 
 def test_the_shadow_gaps_are_paired_by_evaluation():
@@ -100,17 +100,43 @@ def test_the_shadow_gaps_are_paired_by_evaluation():
     rows, shadow = _shadow(SHADOW_GOOD)
     for r in shadow:
         r["snr_db"] = {"cocoa-reward": 2.0, "q-critic": 0.0}.get(r["agent"], -90.0) + 10.0 * r["seed"]
-    row = cocoa_claims.shadow_rows((rows, shadow))[0]
+    row = cocoa_claims.shadow_rows([(rows, shadow)])[0]
     assert row["status"] == "pass" and "gap to q-critic 2.0 ± 0.0" in row["measured"]
     # The same 2 dB on average, ahead on two seeds and behind on the other two: the paired gap's error is large.
     for r in shadow:
         if r["agent"] == "cocoa-reward":
             r["snr_db"] += (6.0 if r["seed"] % 2 else -6.0)
-    assert cocoa_claims.shadow_rows((rows, shadow))[0]["status"] == "fail"
+    assert cocoa_claims.shadow_rows([(rows, shadow)])[0]["status"] == "fail"
     difference = cocoa_claims.progress_binned(rows, shadow, "cocoa-reward", "snr_db", minus="q-critic")
     assert sorted(set(np.round(difference, 6))) == [-4.0, 8.0]
     with pytest.raises(claim_table.Missing, match="no trajcv shadow measurement"):
         cocoa_claims.progress_binned(rows, shadow, "cocoa-reward", "snr_db", minus="trajcv")
+
+
+def test_each_shadow_row_takes_its_estimators_from_the_run_with_most_seeds_that_measured_them():
+    # A 16-seed run without HCA-state beside a 4-seed run with it (the suite's split: HCA-state's model is
+    # most of the cost). The SNR and bias rows come from the 16-seed run, the variance row from the 4-seed one.
+    without_hca = {a: v for a, v in SHADOW_GOOD.items() if a != "hca-state"}
+    many, few = _shadow(without_hca, seeds=16), _shadow(SHADOW_GOOD)
+    for run in ([many, few], [few, many]):
+        index = cocoa_claims.shadow_index([(suites.SUITES["shadow-key-to-door"].runs[i], *r) for i, r in enumerate(run)])
+        assert [len({r["seed"] for r in rows}) for rows, _ in index] == [16, 4]
+        snr, bias, variance = cocoa_claims.shadow_rows(index)
+        assert _status([snr, bias, variance]) == ["pass"] * 3
+        assert "(16 seeds)" in snr["measured"] and "(16 seeds)" in bias["measured"] and "4 seeds" in variance["measured"]
+        assert "hca-state -47.9" in snr["measured"]  # the few-seed run's estimator is still compared
+    # HCA-state the runner-up, measured only in the few-seed run that also holds COCOA-reward: paired there.
+    close = {**SHADOW_GOOD, "hca-state": {**SHADOW_GOOD["hca-state"], "snr_db": -16.0}}
+    snr = cocoa_claims.shadow_rows([many, _shadow(close)])[0]
+    assert "gap to hca-state 1.0 ± 0.0, paired in the 4-seed run" in snr["measured"] and snr["status"] == "pass"
+    # Measured only where COCOA-reward was not: compared unpaired, so the seeds' spread counts.
+    alone = _shadow({"reinforce": SHADOW_GOOD["reinforce"], "hca-state": close["hca-state"]})
+    snr = cocoa_claims.shadow_rows([many, alone])[0]
+    assert "gap to hca-state 1.6 ± 0.1, unpaired: another run" in snr["measured"]  # 16 seeds' -14.2, 4 seeds' -15.8
+    # Without a run holding both HCA-state and REINFORCE the variance row is not run, and says why.
+    only_hca = _shadow({"hca-state": SHADOW_GOOD["hca-state"]})
+    variance = cocoa_claims.shadow_rows([many, only_hca])[2]
+    assert variance["status"] == "not run" and "both hca-state and reinforce" in variance["measured"]
 
 
 def test_the_shadow_figures_average_over_bins_of_the_treasure_rate_as_the_paper_does():
@@ -180,13 +206,14 @@ def test_the_claims_report_reads_the_paper_sweep_and_shadow_training_where_they_
             _save(tmp_path / "key-to-door", spec, runs[(spec.agent, 103)])
     for spec in suites.get(claims.KEY_TO_DOOR).runs:
         _save(tmp_path / "key-to-door", spec, GOOD[(spec.agent, spec.env_params["length"])])
-    (spec,) = suites.get(claims.SHADOW).runs
-    rows, shadow = _shadow(SHADOW_GOOD)
-    _save(tmp_path / claims.SHADOW, spec, rows, shadow)
+    many, few = suites.get(claims.SHADOW).runs  # 16 seeds without HCA-state, 4 with it
+    assert many.train.seeds == 16 and "hca-state" not in many.shadows and few.train.seeds == 4
+    _save(tmp_path / claims.SHADOW, many, *_shadow({a: v for a, v in SHADOW_GOOD.items() if a != "hca-state"}, 16))
+    _save(tmp_path / claims.SHADOW, few, *_shadow(SHADOW_GOOD))
     claims.write_report(tmp_path)
     rows = json.loads((tmp_path / "claims.json").read_text())
     assert _status(rows[:13]) == ["pass"] * 13
-    assert "cocoa-reward -14.8" in rows[10]["measured"]
+    assert "cocoa-reward -14.2 ± 0.1 dB (16 seeds)" in rows[10]["measured"] and "4 seeds" in rows[12]["measured"]
     # The shadow suite's own report checks the same three claims, and tabulates the shadows' figures.
     report = suite_report.write_report(suites.get(claims.SHADOW), tmp_path / claims.SHADOW).read_text()
     assert "## Claims" in report and "## Shadow estimators" in report and "shadow.png" in report
