@@ -193,7 +193,7 @@ SUITES: dict[str, Suite] = {
         Suite("shadow-key-to-door",
               "Shadow training at L = 103 (the COCOA paper's gradient-quality figure): the policy driven by "
               "Q-critic with the exact Q; REINFORCE, Advantage, Q-critic and COCOA-reward measured against the "
-              "oracle on the key decision at every evaluation, 16 seeds x 10,000 updates (10 min 20 s here on 2 "
+              "oracle on the key decision at every evaluation, 16 seeds x 10,000 updates (10 min 25 s here on 2 "
               "cores); HCA-state with them in a second run, 4 seeds x 10,000 updates (1 h 27 min: its all-pairs "
               "hindsight model is most of the cost).",
               (_shadow_run(("reinforce", "advantage", "q-critic", "cocoa-reward"), seeds=16, seed=100,
