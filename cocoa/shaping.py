@@ -7,10 +7,11 @@ A meta-trajectory: a meta agent plays B parallel games of M inner episodes of T 
 co-player. A meta agent's policy is fixed within the meta-trajectory: tabular logits per
 (inner-episode index, observation), the log-odds of cooperating. The co-player is either
 
-* a naive learner: it starts from fresh memory-1 logits and, after every inner episode, takes one
-  policy-gradient step (Monte-Carlo returns within the episode, less a baseline: the batch-mean
-  return, or with ``naive_baseline="value"`` a learned value per observation, A2C) on its own B
-  episodes; its logits (and values) are discarded at the end; or
+* a naive learner: it starts from memory-1 logits 0 (or one of ``naive_inits`` fixed starts) and,
+  after every inner episode, takes one policy-gradient step (Monte-Carlo returns within the
+  episode, less a baseline: the batch-mean return, or with ``naive_baseline="value"`` a learned
+  value per observation, A2C) on its own B episodes; its logits (and values) are discarded at the
+  end; or
 * another meta agent of the pool, fixed like the first (then the ordinary policy gradient applies).
 
 A pool of ``population`` meta agents each faces ``meta_batch`` independent co-players per update,
@@ -58,6 +59,7 @@ ENV_DEFAULTS = {IPD: dict(episode_length=10, naive_policy="memory-1"),
                 CLEANUP: dict(episode_length=64, naive_policy="network")}
 NAIVE_LEARNING_RATES = {"memory-1": 10.0, "network": 0.005}
 NAIVE_BASELINE_DEFAULTS = {"memory-1": "batch-mean", "network": "value"}
+NAIVE_STARTS_KEY = jax.random.PRNGKey(2410)  # the naive learners' fixed starts (ShapingConfig.naive_inits)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +122,13 @@ class ShapingConfig:
     # paper's A2C: their value head, trained with the policy (cocoa.network_game.a2c_loss).
     naive_baseline: str | None = None
     naive_value_learning_rate: float = 0.5
+    # Where each naive learner starts. 0: afresh, memory-1 at logits 0 (cooperating with probability
+    # 1/2), a network from params drawn with the game's own key. K >= 1: from one of K fixed starts,
+    # drawn once from ``NAIVE_STARTS_KEY`` (the same for every seed) and picked uniformly per game, as
+    # the paper's mixed pools do with 10: memory-1 logits N(0, naive_init_scale^2), network params from
+    # K fixed keys (``naive_init_scale`` unused).
+    naive_inits: int = 0
+    naive_init_scale: float = 1.0
     reward_scale: float = 0.05  # the naive learner's rewards, as in the paper
 
     def __post_init__(self):
@@ -171,7 +180,8 @@ class ShapingConfig:
             raise ValueError(f"meta_gae_lambda must be in [0, 1]; got {self.meta_gae_lambda!r}")
         if not isinstance(self.naive_value_learning_rate, (int, float)) or not 0 < self.naive_value_learning_rate <= 1:
             raise ValueError(f"naive_value_learning_rate must be in (0, 1]; got {self.naive_value_learning_rate!r}")
-        for name in ("meta_learning_rate", "naive_learning_rate", "reward_scale", "meta_clip"):
+        check_integer("naive_inits", self.naive_inits, 0)
+        for name in ("meta_learning_rate", "naive_learning_rate", "reward_scale", "meta_clip", "naive_init_scale"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive number; got {value!r}")
@@ -385,18 +395,40 @@ def make_meta_trajectory(config: ShapingConfig, policy: MetaPolicy | None = None
     return run
 
 
+def naive_start(config: ShapingConfig) -> Callable:
+    """key -> where a naive learner starts (``ShapingConfig.naive_inits``): memory-1 logits (5,), or a
+    network's params. With fixed starts the key picks one of them uniformly."""
+    if config.naive_policy == "memory-1":
+        if not config.naive_inits:
+            return lambda key: jnp.zeros(NUM_OBSERVATIONS)
+        starts = config.naive_init_scale * jax.random.normal(NAIVE_STARTS_KEY, (config.naive_inits, NUM_OBSERVATIONS))
+        return lambda key: starts[jax.random.randint(key, (), 0, config.naive_inits)]
+    init = player_network(config)[0]
+    if not config.naive_inits:
+        return init
+    keys = jax.random.split(NAIVE_STARTS_KEY, config.naive_inits)
+    return lambda key: init(keys[jax.random.randint(key, (), 0, config.naive_inits)])
+
+
 def make_game(config: ShapingConfig) -> Callable:
-    """(meta params, key, opponent params, is_naive) -> the dict of ``make_meta_trajectory``. A
-    memory-1 naive learner starts at logits 0 (cooperates with probability 1/2); a network one from
-    params of ``player_network`` drawn with its own key, and takes one A2C step per inner episode
-    with Adam (``naive_learning_rate``, gradient norm clipped at 1)."""
+    """(meta params, key, opponent params, is_naive) -> the dict of ``make_meta_trajectory``. The
+    naive learner starts at ``naive_start``; a network one takes one A2C step per inner episode with
+    Adam (``naive_learning_rate``, gradient norm clipped at 1)."""
+    start = naive_start(config)
     if config.naive_policy == "memory-1":
         run = make_meta_trajectory(config)
-        return lambda meta_params, key, opponent_params, is_naive: run(
-            meta_params, jnp.zeros(NUM_OBSERVATIONS), key, opponent_params, is_naive)
-    init, apply, initial_state = player_network(config)
+        if not config.naive_inits:  # the start needs no key (and the games' random streams stay as they were)
+            return lambda meta_params, key, opponent_params, is_naive: run(
+                meta_params, start(key), key, opponent_params, is_naive)
+
+        def game(meta_params, key, opponent_params, is_naive):
+            start_key, key = jax.random.split(key)
+            return run(meta_params, start(start_key), key, opponent_params, is_naive)
+
+        return game
+    _, apply, initial_state = player_network(config)
     return network_game.make_run(
-        _network_env(config), apply, init, initial_state, episode_length=config.episode_length,
+        _network_env(config), apply, start, initial_state, episode_length=config.episode_length,
         episodes=config.episodes, batch_size=config.batch_size,
         naive_optimizer=optax.chain(optax.clip_by_global_norm(1.0), optax.adam(config.naive_learning_rate)),
         reward_scale=config.reward_scale, naive_baseline=config.naive_baseline,

@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cocoa.shaping import (COOPERATION, METRICS, ShapingConfig, init_params, make_meta_trajectory, make_meta_update,
-                           naive_step, step_mean_baseline, train_shaping)
+from cocoa.shaping import (COOPERATION, METRICS, NAIVE_STARTS_KEY, ShapingConfig, init_params, make_game,
+                           make_meta_trajectory, make_meta_update, naive_start, naive_step, step_mean_baseline,
+                           train_shaping)
 
 SMALL = dict(episode_length=4, episodes=6, batch_size=8, meta_batch=4)
 
@@ -82,7 +83,9 @@ def test_the_opponent_type_is_drawn_with_p_naive():
     (dict(p_naive=1.5), "p_naive must be a probability in \\[0, 1\\]; got 1.5"),
     (dict(population=0), "population must be an integer >= 1"), (dict(policy="lstm"), "unknown policy .lstm.; known policies: tabular, gru, hawk"),
     (dict(naive_baseline="critic"), "unknown naive_baseline .critic.; known baselines: batch-mean, value"),
-    (dict(naive_value_learning_rate=2.0), "naive_value_learning_rate must be in \\(0, 1\\]; got 2.0")])
+    (dict(naive_value_learning_rate=2.0), "naive_value_learning_rate must be in \\(0, 1\\]; got 2.0"),
+    (dict(naive_inits=-1), "naive_inits must be an integer >= 0; got -1"),
+    (dict(naive_inits=10, naive_init_scale=0.0), "naive_init_scale must be a positive number; got 0.0")])
 def test_bad_settings_name_themselves(options, message):
     with pytest.raises(ValueError, match=message):
         ShapingConfig(**options)
@@ -288,3 +291,36 @@ def test_ppo_takes_epochs_times_minibatches_steps_and_one_pass_is_the_plain_step
 def test_bad_ppo_settings_name_themselves(options, message):
     with pytest.raises(ValueError, match=message):
         ShapingConfig(**options)
+
+
+def test_fixed_naive_starts_are_drawn_once_and_picked_per_game():
+    """naive_inits K: every start is one of K rows, the same for any seed, scaled by naive_init_scale,
+    and every row is picked; 0: the memory-1 learner starts at logits 0."""
+    keys = jax.random.split(jax.random.PRNGKey(3), 300)
+    zero = jax.vmap(naive_start(ShapingConfig()))(keys)
+    np.testing.assert_array_equal(zero, 0.0)
+    starts = np.asarray(jax.vmap(naive_start(ShapingConfig(naive_inits=3)))(keys))
+    rows = np.unique(starts, axis=0)
+    np.testing.assert_allclose(rows, np.unique(np.asarray(jax.random.normal(NAIVE_STARTS_KEY, (3, 5))), axis=0))
+    scaled = np.asarray(jax.vmap(naive_start(ShapingConfig(naive_inits=3, naive_init_scale=2.0)))(keys))
+    np.testing.assert_allclose(scaled, 2.0 * starts, rtol=1e-6)
+    # Network learners: K fixed parameter sets.
+    network = ShapingConfig(policy="gru", naive_policy="network", naive_inits=2, hidden_size=4)
+    params = jax.vmap(naive_start(network))(keys[:40])
+    flat = np.concatenate([np.asarray(leaf).reshape(40, -1) for leaf in jax.tree.leaves(params)], axis=1)
+    assert len(np.unique(flat, axis=0)) == 2
+
+
+def test_a_game_s_naive_learner_plays_the_start_it_drew():
+    """With a learning rate of ~0 the naive learner plays its start all along: its cooperation at the
+    start observation, per game, is the sigmoid of one of the two starts' first logit (0.10 or 0.37
+    at scale 3), and games draw both."""
+    config = ShapingConfig(episode_length=1, episodes=50, batch_size=16, naive_inits=2, naive_init_scale=3.0,
+                           naive_learning_rate=1e-9)
+    expected = np.asarray(jax.nn.sigmoid(3.0 * jax.random.normal(NAIVE_STARTS_KEY, (2, 5))[:, 0]))
+    meta = jnp.zeros((50, 5))
+    games = jax.vmap(lambda k: jax.jit(make_game(config))(meta, k, meta, True))(jax.random.split(jax.random.PRNGKey(4), 24))
+    rates = np.asarray(games["co_cooperated"]).mean(axis=(1, 2))  # T = 1: every step is the start observation
+    nearest = np.argmin(np.abs(rates[:, None] - expected[None]), axis=1)
+    np.testing.assert_array_less(np.abs(rates - expected[nearest]), 0.06)  # s.e. <= 0.017 over 800 plays
+    assert set(nearest.tolist()) == {0, 1}
