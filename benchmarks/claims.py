@@ -12,8 +12,9 @@ Longer suites fill more rows when they have been run into the same folder, none 
 this command's budget: the paper's key-to-door sweep (``cocoa bench key-to-door-paper --out
 OUT/key-to-door``, hours; its L = 103 runs are this command's), shadow training
 (``cocoa bench shadow-key-to-door --out OUT/shadow-key-to-door``, hours), the sequence policies
-(``cocoa bench coala-sequence --out OUT/coala-sequence``, about 12 minutes) and CleanUp-lite
-(``cocoa bench coala-cleanup --out OUT/coala-cleanup``, about 7 minutes).
+(``cocoa bench coala-sequence --out OUT/coala-sequence``, about 12 minutes; ``cocoa bench coala-hawk
+--out OUT/coala-hawk``, about an hour) and CleanUp-lite (``cocoa bench coala-cleanup --out
+OUT/coala-cleanup``, about 7 minutes).
 
 Then ``OUT/report.md`` (the claims table, the figures and a paragraph per part) and
 ``OUT/claims.json`` (the same rows: ``claim_table``). Rows that need more compute than this
@@ -85,9 +86,8 @@ def write_report(out_dir, failed: list[str] = ()) -> Path:
     shadow = cocoa_claims.shadow_index(finished_runs(out / SHADOW, SHADOW))
     tree = tree_variance.load(out / "tree")
     rows = (cocoa_claims.key_to_door_rows(k2d) + cocoa_claims.shadow_rows(shadow) + cocoa_claims.tree_rows(tree)
-            + coala.claims(coala.finished_records(out / "coala")
-                           + coala.finished_records(out / coala.SEQUENCE_NAME, coala.sequence_runs())
-                           + coala.finished_records(out / coala.CLEANUP_NAME, coala.cleanup_runs())))
+            + coala.claims([record for suite in coala.SUITES
+                            for record in coala.finished_records(out / suite, coala.runs_of(suite))]))
     records.atomic_write(out / "claims.json", json.dumps(rows, indent=1))
     text = ["# cocoa: the papers' claims, checked here", "",
             f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} on {platform.node()} "

@@ -1,11 +1,11 @@
-"""``cocoa bench coala``, ``coala-sequence`` and ``coala-cleanup``: the COALA paper's claims, run with
+"""``cocoa bench coala``, ``coala-sequence``, ``coala-hawk`` and ``coala-cleanup``: the COALA paper's claims, run with
 the shaping runner (``cocoa.shaping``) and the analytic IPD, as ``DIR/results.json`` (one record per
 run), ``DIR/report.md`` and two figures.
 
 Meulemans et al., "Multi-agent cooperation through learning-aware policy gradients", ICLR 2025,
 arXiv 2410.18636 (Sec. 5); docs/estimators/coala.md. ``coala``: the IPD with tabular meta agents at
 the paper's IPD sizes (T 10, M 20, B 16), the meta-batch cut to fit a CPU; ``coala-sequence``: the
-same with GRU meta agents; ``coala-cleanup``: CleanUp-lite with GRU meta agents and A2C network naive
+same with GRU meta agents; ``coala-hawk``: the same with the paper's Hawk block; ``coala-cleanup``: CleanUp-lite with GRU meta agents and A2C network naive
 learners, far below the paper's scale. Every finished run is saved at once (``DIR/runs/NAME.json``)
 and kept on a rerun: an interrupted suite resumes.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import warnings
@@ -109,12 +110,22 @@ def cleanup_runs(updates: int = 500, seeds=(0,), sizes=(64, 4, 4), meta_batch: i
                for rule in RULES])
 
 
+HAWK_NAME = "coala-hawk"
+HAWK_DESCRIPTION = ("The coala-sequence runs with the COALA paper's own meta policy, one residual Hawk block "
+                    "(RG-LRU, width 32; De et al. 2024) in place of the GRU, 1 seed x 1,000 updates (about an hour "
+                    "here: the block costs 4.5x the GRU per step).")
+
+# Every COALA suite: name -> (its runs, its description).
+SUITES = {NAME: (default_runs, DESCRIPTION), SEQUENCE_NAME: (sequence_runs, SEQUENCE_DESCRIPTION),
+          HAWK_NAME: (functools.partial(sequence_runs, "hawk"), HAWK_DESCRIPTION),
+          CLEANUP_NAME: (cleanup_runs, CLEANUP_DESCRIPTION)}
+
+
 def runs_of(suite: str) -> list[CoalaRun]:
     """The runs of the COALA suite named ``suite``."""
-    known = {NAME: default_runs, SEQUENCE_NAME: sequence_runs, CLEANUP_NAME: cleanup_runs}
-    if suite not in known:
-        raise ValueError(f"unknown COALA suite {suite!r}; known: {', '.join(known)}")
-    return known[suite]()
+    if suite not in SUITES:
+        raise ValueError(f"unknown COALA suite {suite!r}; known: {', '.join(SUITES)}")
+    return SUITES[suite][0]()
 
 
 def _clean(value):
@@ -177,6 +188,11 @@ DOCS = "docs/estimators/coala.md"
 CLEANUP_DOCS = "docs/environments/cleanup_lite.md"
 
 
+def _command(suite: str) -> str:
+    """How to run the optional COALA suite ``suite`` into the claims report's folder."""
+    return f"cocoa bench {suite} --out OUT/{suite} (OUT: the claims report's folder)"
+
+
 def claims(records: list[dict], suite: str | None = None) -> list[dict]:
     """The paper's claims against the records (``claim_table`` rows: pass / fail / not run); only
     those the COALA suite named ``suite`` runs, if given (every claim of the paper by default)."""
@@ -237,12 +253,12 @@ def claims(records: list[dict], suite: str | None = None) -> list[dict]:
     ipd = "Sec. 5, the iterated prisoner's dilemma"
     tabular = "tabular meta agents, T 10 M 20 B 16, mean ± s.e. over seeds of the last 100 updates"
     command = "cocoa bench coala --out results/coala"
-    gru = "GRU meta agents (width 32), meta-batch 8, T 10 M 20 B 16, the last 100 updates"
-    sequence_command = f"cocoa bench {SEQUENCE_NAME} --out OUT/{SEQUENCE_NAME} (OUT: the claims report's folder)"
+    sequence = {  # suite -> (its policy, how it is described)
+        SEQUENCE_NAME: ("gru", "GRU", "GRU meta agents (width 32)"),
+        HAWK_NAME: ("hawk", "Hawk", "Hawk meta agents (one residual RG-LRU block, width 32)")}
     cleanup = ("CPU scale: GRU meta agents (width 32) with a learned critic against A2C network naive learners, "
                "T 64 M 4 B 4, meta-batch 4, the last 50 updates; the paper's runs are accelerator-scale, about 10^8 "
                "environment steps per update")
-    cleanup_command = f"cocoa bench {CLEANUP_NAME} --out OUT/{CLEANUP_NAME} (OUT: the claims report's folder)"
     table = [  # (the suite that runs the claim, its row)
         (NAME, row(
             "COALA extorts naive learners (meta above 1, naive below 1) where M-FOS and batch-unaware get far less",
@@ -261,22 +277,22 @@ def claims(records: list[dict], suite: str | None = None) -> list[dict]:
         (NAME, row(
             "Analytic IPD: a mixed pool cooperates", COALA_PAPER, ipd,
             "analytic IPD, memory-1 pool of 4, p_naive 0.75, exact gradients", "> 0.8", DOCS, analytic_mixed, command)),
-        (SEQUENCE_NAME, row(
-            "With sequence policies COALA extorts naive learners where M-FOS and batch-unaware get far less",
-            COALA_PAPER, ipd, f"shaping, {gru}", "COALA meta > 1 > naive, and > the others + 0.3", DOCS,
-            shaping("gru"), sequence_command)),
-        (SEQUENCE_NAME, row(
-            "With sequence policies mixed pools of COALA agents cooperate; M-FOS and batch-unaware defect",
-            COALA_PAPER, ipd, f"mixed pool of 4, p_naive 0.75, {gru}", "COALA > 0.8, the others < 0.3", DOCS,
-            mixed("gru"), sequence_command)),
+        *[(suite, claim) for suite, (policy, label, agents) in sequence.items() for claim in (
+            row(f"With sequence policies ({label}) COALA extorts naive learners where M-FOS and batch-unaware get "
+                "far less", COALA_PAPER, ipd, f"shaping, {agents}, meta-batch 8, T 10 M 20 B 16, the last 100 updates",
+                "COALA meta > 1 > naive, and > the others + 0.3", DOCS, shaping(policy), _command(suite)),
+            row(f"With sequence policies ({label}) mixed pools of COALA agents cooperate; M-FOS and batch-unaware "
+                "defect", COALA_PAPER, ipd,
+                f"mixed pool of 4, p_naive 0.75, {agents}, meta-batch 8, T 10 M 20 B 16, the last 100 updates",
+                "COALA > 0.8, the others < 0.3", DOCS, mixed(policy), _command(suite)))],
         (CLEANUP_NAME, row(
             "On CleanUp-lite COALA shapes naive learners to its own advantage, more than M-FOS and batch-unaware",
             COALA_PAPER, "Sec. 5, CleanUp", f"shaping, {cleanup}", "COALA meta > naive, and > the others' meta",
-            CLEANUP_DOCS, cleanup_shaping, cleanup_command)),
+            CLEANUP_DOCS, cleanup_shaping, _command(CLEANUP_NAME))),
         (CLEANUP_NAME, row(
             "On CleanUp-lite mixed pools of COALA agents cooperate; M-FOS and batch-unaware get less from each other",
             COALA_PAPER, "Sec. 5, CleanUp", f"mixed pool of 4, p_naive 0.75, {cleanup}",
-            "COALA meta-vs-meta > 1.1 x the others'", CLEANUP_DOCS, cleanup_mixed, cleanup_command)),
+            "COALA meta-vs-meta > 1.1 x the others'", CLEANUP_DOCS, cleanup_mixed, _command(CLEANUP_NAME))),
     ]
     return [r for name, r in table if suite is None or name == suite]
 

@@ -216,12 +216,12 @@ CLAIMS_DESCRIPTION = ("Every claim of the COCOA and COALA papers that runs here,
 
 def names() -> list[str]:
     """Every suite ``cocoa bench`` runs: the training suites, the multi-agent one and the claims."""
-    return list(SUITES) + [tree_variance.NAME, coala.NAME, coala.SEQUENCE_NAME, coala.CLEANUP_NAME, CLAIMS]
+    return list(SUITES) + [tree_variance.NAME, *coala.SUITES, CLAIMS]
 
 
 def describe(name: str) -> str:
-    special = {tree_variance.NAME: tree_variance.DESCRIPTION, coala.NAME: coala.DESCRIPTION, coala.SEQUENCE_NAME: coala.SEQUENCE_DESCRIPTION,
-               coala.CLEANUP_NAME: coala.CLEANUP_DESCRIPTION, CLAIMS: CLAIMS_DESCRIPTION}
+    special = {tree_variance.NAME: tree_variance.DESCRIPTION, CLAIMS: CLAIMS_DESCRIPTION,
+               **{suite: description for suite, (_, description) in coala.SUITES.items()}}
     return special[name] if name in special else get(name).description
 
 

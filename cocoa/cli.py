@@ -283,7 +283,7 @@ def _bench(args, extra) -> int:
         report, failed = claims.run(out, progress=progress, backend=backend)
     elif args.suite == tree_variance.NAME:
         report, failed = tree_variance.run_suite(out, progress=progress, backend=backend)
-    elif args.suite in (coala.NAME, coala.SEQUENCE_NAME, coala.CLEANUP_NAME):
+    elif args.suite in coala.SUITES:
         runs = coala.runs_of(args.suite)
         report = coala.run_suite(out, runs, progress=progress, backend=backend, suite=args.suite)
         failed = coala.failures(out, runs)

@@ -48,7 +48,7 @@ def test_the_claims_pass_and_fail_on_their_thresholds():
     assert rows[0]["status"] == "fail"  # batch-unaware within 0.3 of COALA
     records[2]["meta_reward"] = 0.2
     assert coala.claims(records)[0]["status"] == "pass"
-    assert [r["status"] for r in coala.claims(records)[1:]] == ["not run"] * 8
+    assert [r["status"] for r in coala.claims(records)[1:]] == ["not run"] * 10  # 2 GRU, 2 Hawk, 2 CleanUp
 
 
 def test_the_cli_knows_the_suite():
@@ -59,19 +59,33 @@ def test_the_cli_knows_the_suite():
         suites.get("nope")
 
 
-def test_the_sequence_suite_runs_gru_agents_and_its_claim_reads_them():
-    runs = coala.sequence_runs()
-    assert {run.policy for run in runs} == {"gru"} and len({run.name for run in runs}) == len(runs) == 6
+def _status(rows, claim_start):
+    """The status of the one claim row whose text starts with ``claim_start``."""
+    (status,) = [r["status"] for r in rows if r["claim"].startswith(claim_start)]
+    return status
+
+
+@pytest.mark.parametrize("suite, policy, label", [("coala-sequence", "gru", "GRU"), ("coala-hawk", "hawk", "Hawk")])
+def test_each_sequence_suite_runs_its_policy_and_its_claims_read_only_its_records(suite, policy, label):
+    runs = coala.runs_of(suite)
+    assert {run.policy for run in runs} == {policy} and len({run.name for run in runs}) == len(runs) == 6
     assert not {run.name for run in runs} & {run.name for run in coala.default_runs()}
+    other = "Hawk" if label == "GRU" else "GRU"
 
     def record(rule, mvm):
-        return {"setting": "mixed", "rule": rule, "p_naive": 0.75, "policy": "gru", "meta_reward": 0.2,
+        return {"setting": "mixed", "rule": rule, "p_naive": 0.75, "policy": policy, "meta_reward": 0.2,
                 "naive_reward": 0.0, "meta_vs_meta_reward": mvm, "seeds": [0], "updates": 1000}
 
     rows = coala.claims([record("coala", 0.9), record("m-fos", 0.0), record("batch-unaware", 0.1)])
-    assert rows[6]["status"] == "pass" and "GRU" in rows[6]["setting"] and rows[5]["status"] == "not run"
+    assert _status(rows, f"With sequence policies ({label}) mixed") == "pass"
+    assert _status(rows, f"With sequence policies ({label}) COALA extorts") == "not run"
+    assert _status(rows, f"With sequence policies ({other}) mixed") == "not run"
+    (mixed,) = [r for r in rows if r["claim"].startswith(f"With sequence policies ({label}) mixed")]
+    (shaping,) = [r for r in rows if r["claim"].startswith(f"With sequence policies ({label}) COALA")]
+    assert label in mixed["setting"] and f"cocoa bench {suite} " in shaping["command"]
     rows = coala.claims([record("coala", 0.0), record("m-fos", 0.0), record("batch-unaware", 0.0)])
-    assert rows[6]["status"] == "fail"
+    assert _status(rows, f"With sequence policies ({label}) mixed") == "fail"
+    assert {r["claim"] for r in coala.claims([], suite)} == {r["claim"] for r in rows if label in r["claim"]}
 
 
 def test_the_sequence_suite_refuses_a_policy_that_is_not_a_sequence_policy():
@@ -122,19 +136,23 @@ def test_the_cleanup_claims_read_cleanup_records_only():
     mixed = [record("mixed", "coala", 0.75, mvm=0.3), record("mixed", "m-fos", 0.75, mvm=0.28),
              record("mixed", "batch-unaware", 0.75, mvm=0.1)]
     rows = coala.claims(shaping + mixed)
-    assert [r["status"] for r in rows[7:]] == ["pass", "fail"]  # 0.3 is not 1.1 x 0.28
-    assert "river" in rows[8]["measured"] and "4,096 steps" in rows[8]["measured"]
-    assert [r["status"] for r in rows[:7]] == ["not run"] * 7  # the GRU IPD claims do not read CleanUp records
+    cleanup = [r for r in rows if "CleanUp" in r["claim"]]
+    assert [r["status"] for r in cleanup] == ["pass", "fail"]  # 0.3 is not 1.1 x 0.28
+    assert "river" in cleanup[1]["measured"] and "4,096 steps" in cleanup[1]["measured"]
+    # the GRU IPD claims do not read CleanUp records
+    assert [r["status"] for r in rows if "CleanUp" not in r["claim"]] == ["not run"] * (len(rows) - 2)
     shaping[0]["naive_reward"] = 0.4  # the naive learners get more than COALA: no shaping to its advantage
-    assert coala.claims(shaping)[7]["status"] == "fail"
+    assert _status(coala.claims(shaping), "On CleanUp-lite COALA shapes") == "fail"
     ipd = [dict(r, env="IteratedPrisonersDilemma-v0") for r in shaping]
-    assert coala.claims(ipd)[7]["status"] == "not run"
+    assert _status(coala.claims(ipd), "On CleanUp-lite COALA shapes") == "not run"
 
 
 def test_the_coala_suites_are_known_by_name():
     from cocoa.benchmarks import suites
 
-    assert {coala.NAME, coala.SEQUENCE_NAME, coala.CLEANUP_NAME} <= set(suites.names())
+    assert {coala.NAME, coala.SEQUENCE_NAME, coala.HAWK_NAME, coala.CLEANUP_NAME} <= set(suites.names())
+    assert all(suites.describe(name) for name in coala.SUITES)
     assert {run.env for run in coala.runs_of(coala.CLEANUP_NAME)} == {"CleanUpLite-v0"}
-    with pytest.raises(ValueError, match="unknown COALA suite 'nope'; known: coala, coala-sequence, coala-cleanup"):
+    with pytest.raises(ValueError, match="unknown COALA suite 'nope'; known: coala, coala-sequence, coala-hawk, "
+                                         "coala-cleanup"):
         coala.runs_of("nope")
