@@ -86,7 +86,12 @@ def sequence_runs(policy: str = "gru", updates: int = 1000, seeds=(0,)) -> list[
     """The shaping and mixed-pool runs of ``default_runs`` with a sequence meta policy."""
     if policy not in ("gru", "hawk"):
         raise ValueError(f"policy must be a sequence policy, 'gru' or 'hawk'; got {policy!r}")
-    common = dict(policy=policy, meta_learning_rate=0.003, meta_batch=8, updates=updates, seeds=tuple(seeds))
+    return _shaping_and_pools(policy=policy, meta_learning_rate=0.003, meta_batch=8, updates=updates,
+                              seeds=tuple(seeds))
+
+
+def _shaping_and_pools(**common) -> list[CoalaRun]:
+    """Shaping under each rule, then mixed pools of 4 at p_naive 0.75 under each rule, all with ``common``."""
     return ([CoalaRun("shaping", rule, **common) for rule in RULES]
             + [CoalaRun("mixed", rule, p_naive=0.75, population=4, normalize_advantages=True, **common)
                for rule in RULES])
@@ -103,11 +108,9 @@ def cleanup_runs(updates: int = 500, seeds=(0,), sizes=(64, 4, 4), meta_batch: i
                  log_every: int = 50) -> list[CoalaRun]:
     """The shaping and mixed-pool runs on CleanUp-lite with GRU meta agents (with the paper's learned
     meta critic) and network naive learners."""
-    common = dict(env=CLEANUP, policy="gru", meta_learning_rate=0.003, meta_batch=meta_batch, meta_critic=True,
-                  updates=updates, seeds=tuple(seeds), sizes=tuple(sizes), log_every=log_every)
-    return ([CoalaRun("shaping", rule, **common) for rule in RULES]
-            + [CoalaRun("mixed", rule, p_naive=0.75, population=4, normalize_advantages=True, **common)
-               for rule in RULES])
+    return _shaping_and_pools(env=CLEANUP, policy="gru", meta_learning_rate=0.003, meta_batch=meta_batch,
+                              meta_critic=True, updates=updates, seeds=tuple(seeds), sizes=tuple(sizes),
+                              log_every=log_every)
 
 
 HAWK_NAME = "coala-hawk"
