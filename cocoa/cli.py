@@ -376,6 +376,9 @@ def _list(args, extra) -> int:
         print(f"  {name}  {params}")
     print("  gymnasium:<id>  any Gymnasium environment: --env-option horizon=H and its make arguments "
           "(by its P table when it has one, else through the host loop)")
+    print(f"two-player games ({envs.TWO_PLAYER_USE}):")
+    for name, params in envs.two_player_games().items():
+        print(f"  {name}  " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
     print("agents:")
     for name in agents.names():
         own = ", ".join(f"{k}={v!r}" for k, v in agents.estimator_parameters(name).items())

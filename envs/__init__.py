@@ -15,7 +15,8 @@ from cocoa.envs.task_interleaving import TaskInterleaving
 from cocoa.envs.umbrella_chain import UmbrellaChain
 from cocoa.envs.tabular import TabularEnv
 from cocoa.envs.gymnasium_source import GymnasiumHostEnv, wrap_gymnasium
-from cocoa.envs.registry import as_environment, env_class, make, metric_names, names, parameters, register
+from cocoa.envs.registry import (TWO_PLAYER_USE, as_environment, env_class, make, metric_names, names, parameters,
+                                 register, two_player_games)
 from cocoa.envs.gymnasium_adapter import GymnasiumEnv, register_gymnasium_envs
 from cocoa.envs.dm_env_adapter import DmEnvAdapter
 from cocoa.envs.from_gymnasium import from_gymnasium
@@ -24,4 +25,4 @@ register_gymnasium_envs()
 
 __all__ = ["DiscountingChain", "DmEnvAdapter", "Environment", "GymnasiumEnv", "GymnasiumHostEnv", "LinearKeyToDoor", "TabularEnv", "TaskInterleaving",
            "Tree", "as_environment", "env_class", "from_gymnasium", "make", "metric_names", "names", "parameters", "register",
-           "register_gymnasium_envs", "UmbrellaChain", "wrap_gymnasium"]
+           "register_gymnasium_envs", "two_player_games", "TWO_PLAYER_USE", "UmbrellaChain", "wrap_gymnasium"]

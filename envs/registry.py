@@ -12,8 +12,15 @@ from cocoa.envs.tree import Tree
 from cocoa.envs.discounting_chain import DiscountingChain
 from cocoa.envs.task_interleaving import TaskInterleaving
 from cocoa.envs.umbrella_chain import UmbrellaChain
+from cocoa.envs.ipd import IteratedPrisonersDilemma
+from cocoa.envs.cleanup_lite import CleanUpLite
 
 _REGISTRY: dict[str, type[Environment]] = {}
+# Two-player games: not single-agent environments to ``make`` and train on, but the games of the
+# co-player shaping runner (cocoa.shaping; `cocoa bench coala`).
+TWO_PLAYER_GAMES = {IteratedPrisonersDilemma.name: IteratedPrisonersDilemma, CleanUpLite.name: CleanUpLite}
+TWO_PLAYER_USE = ("the co-player shaping runner's games, played with `cocoa bench coala` (and its -sequence, -hawk "
+                  "and -cleanup suites) or cocoa.shaping.ShapingConfig(env=NAME); docs/estimators/coala.md")
 
 
 def register(env_class: type[Environment]) -> type[Environment]:
@@ -30,10 +37,17 @@ def names() -> list[str]:
 
 
 def env_class(name: str) -> type[Environment]:
+    if isinstance(name, str) and name in TWO_PLAYER_GAMES:
+        raise ValueError(f"{name} is a two-player game, not a single-agent environment: {TWO_PLAYER_USE}")
     if not isinstance(name, str) or name not in _REGISTRY:
         raise ValueError(f"unknown environment {name!r}; known environments: {', '.join(names())}, "
                          f"or any Gymnasium id as {PREFIX}<id> (e.g. {PREFIX}FrozenLake-v1)")
     return _REGISTRY[name]
+
+
+def two_player_games() -> dict[str, dict]:
+    """The two-player games (``TWO_PLAYER_GAMES``), each with its parameters and their defaults."""
+    return {name: constructor_parameters(game) for name, game in TWO_PLAYER_GAMES.items()}
 
 
 def metric_names(name: str) -> tuple[str, ...]:

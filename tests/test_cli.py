@@ -39,6 +39,8 @@ def test_train_writes_metrics_and_summary(tmp_path, capsys):
     (["train", "--length", "seven"], "--length expects a int; got 'seven'"),
     (["train", "--agent", "nope"], "unknown agent 'nope'; known agents: advantage, advantage-gt, cocoa-feature, cocoa-reward,"),
     (["train", "--env", "Nope-v0"], "unknown environment 'Nope-v0'; known environments: DiscountingChain-v0, LinearKeyToDoor-v0"),
+    (["train", "--env", "IteratedPrisonersDilemma-v0"],
+     "IteratedPrisonersDilemma-v0 is a two-player game, not a single-agent environment: the co-player shaping"),
     (["train", "--updates", "0"], "updates must be a positive integer; got 0"),
     (["train", "--length", "2"], "length must be an integer >= 3"),
     (["train", "--epsilon", "2"], "epsilon must lie in [0, 1]; got 2.0"),
@@ -110,7 +112,8 @@ def test_gradients_on_a_gymnasium_table(tmp_path):
 def test_list_shows_envs_agents_and_suites(capsys):
     assert cli.main(["list"]) == 0
     text = capsys.readouterr().out
-    for expected in ("LinearKeyToDoor-v0", "--length 23", "reinforce", "advantage", "td_lambda", "quick"):
+    for expected in ("LinearKeyToDoor-v0", "--length 23", "reinforce", "advantage", "td_lambda", "quick",
+                     "two-player games", "IteratedPrisonersDilemma-v0  episode_length=10", "CleanUpLite-v0  rows=5"):
         assert expected in text
 
 
