@@ -73,9 +73,17 @@ def key_to_door_rows(runs: dict) -> list[dict]:
         return measure
 
     def falls_off(agent):
+        # The paper's figure plots, against L, the rate averaged over every evaluation of training; its
+        # own code's Advantage ends above 0.9 at L = 103 yet averages about 0.3 (docs/benchmarks/index.md),
+        # so "falls off" is read on that metric: the average drops from L = 23 to L = 103.
         def measure():
-            final = per_seed_at(_rows(runs, agent, 103), _METRIC)
-            return f"final {_stat(final)}", mean_and_error(final)[0] <= 0.3
+            short, long_ = _rows(runs, agent, 23), _rows(runs, agent, 103)
+            (mean_23, error_23), (mean_103, error_103) = _training_means_over_common_updates([short, long_])
+            drop, error = mean_23 - mean_103, float(np.hypot(error_23, error_103))
+            final = per_seed_at(long_, _METRIC)
+            return (f"over training {mean_23:.2f} ± {error_23:.2f} at L = 23, "
+                    f"{mean_103:.2f} ± {error_103:.2f} at L = 103 (drop {drop:.2f} ± {error:.2f}); final at L = 103 "
+                    f"{_stat(final)}", drop > 2 * error)
         return measure
 
     def ahead():
@@ -101,8 +109,10 @@ def key_to_door_rows(runs: dict) -> list[dict]:
     long = f"{setting}, L = 103, 10,000 updates"
     against_length = "Sec. 4, performance against the credit-assignment distance"
     falls_off_rows = [
-        row(f"{_NAMES[agent]} falls off at a long distance{why}", COCOA_PAPER, against_length, long,
-            "final mean <= 0.3", KEY_TO_DOOR_DOCS, falls_off(agent), _PAPER_SWEEP)
+        row(f"{_NAMES[agent]} falls off as the distance grows{why}", COCOA_PAPER,
+            against_length + " (its metric: the rate averaged over training)", f"{setting}, L = 23 and 103, "
+            "10,000 updates", "drop from L = 23 to L = 103 > 2 standard errors", KEY_TO_DOOR_DOCS, falls_off(agent),
+            _PAPER_SWEEP)
         for agent, why in (("reinforce", " (learns the apples, not the key)"), ("advantage", ""),
                            ("q-critic", ""), ("trajcv", ""), ("hca-state", ""))]
     return [
@@ -128,13 +138,20 @@ def key_to_door_rows(runs: dict) -> list[dict]:
 def _above_over_training(runs, agent, baselines, length) -> tuple[str, bool]:
     """(text, passed): ``agent``'s treasure rate averaged over training against the best of
     ``baselines`` at ``length``, passed when the gap exceeds two standard errors."""
-    means = {a: mean_and_error(training_means(runs[(a, length)], _METRIC)) for a in (agent, *baselines)
-             if (a, length) in runs}
+    present = [a for a in (agent, *baselines) if (a, length) in runs]
+    means = dict(zip(present, _training_means_over_common_updates([runs[(a, length)] for a in present])))
     best = max((a for a in baselines if a in means), key=lambda a: means[a][0])
     gap = means[agent][0] - means[best][0]
     error = (means[agent][1] ** 2 + means[best][1] ** 2) ** 0.5
     return (f"{_NAMES[agent]} {means[agent][0]:.2f} vs {best} {means[best][0]:.2f} (gap {gap:.2f} ± {error:.2f})",
             gap > 2 * error)
+
+
+def _training_means_over_common_updates(runs: list[list[dict]]) -> list[tuple[float, float]]:
+    """(mean, standard error) over seeds of each run's treasure rate averaged over its evaluations up to
+    the last update every run reached, so that a shorter run is compared over the same stretch."""
+    horizon = min(max(r["update"] for r in rows) for rows in runs)
+    return [mean_and_error(training_means([r for r in rows if r["update"] <= horizon], _METRIC)) for rows in runs]
 
 
 def shadow_index(runs) -> list[tuple[list[dict], list[dict]]]:
