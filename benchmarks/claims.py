@@ -2,8 +2,9 @@
 
 It runs three parts into ``OUT/``, each resumable and each on the chosen backend:
 
-- ``OUT/key-to-door/``: the ``claims-key-to-door`` training suite (COCOA-reward at L = 23;
-  REINFORCE, Advantage and COCOA-reward at L = 103), with its own report;
+- ``OUT/key-to-door/``: the ``claims-key-to-door`` training suite (COCOA-reward at L = 23 for
+  2,000 updates; REINFORCE and Advantage at L = 23, and with COCOA-reward at L = 103, for 10,000),
+  with its own report;
 - ``OUT/tree/``: the ``tree-variance`` suite, the tree's exact gradient variance at each state
   overlap (``overlap<o>.json``), with its own report;
 - ``OUT/coala/``: the ``coala`` suite, with its own report.

@@ -162,8 +162,9 @@ SUITES: dict[str, Suite] = {
                                              eval_episodes=128))),
         Suite("claims-key-to-door",
               "The key-to-door runs behind `cocoa bench claims`: COCOA-reward at L = 23 (2,000 updates), REINFORCE "
-              "and Advantage at L = 23 and, with COCOA-reward, at L = 103 (10,000 updates), 8 seeds each (about 4 "
-              "minutes here).",
+              "and Advantage at L = 23 and, with COCOA-reward, at L = 103 (10,000 updates), 8 seeds each (13 min 44 s "
+              "here while two other training jobs shared the 2 cores; about 3 minutes alone before the two L = 23 "
+              "runs were added).",
               _CLAIMS_KEY_TO_DOOR),
         Suite("task-interleaving",
               "REINFORCE, Advantage and COCOA-reward on task interleaving (5 contexts, 3 open at a time), "
@@ -214,7 +215,7 @@ SUITES: dict[str, Suite] = {
 CLAIMS = "claims"
 CLAIMS_DESCRIPTION = ("Every claim of the COCOA and COALA papers that runs here, checked in one report "
                       "(claims.md, claims.json): the claims-key-to-door runs, the tree's exact variance against "
-                      "overlap and the coala suite (about 14 minutes here).")
+                      "overlap and the coala suite (12 to 14 minutes alone here, 31 beside two other jobs).")
 
 
 def names() -> list[str]:
