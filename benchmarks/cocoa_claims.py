@@ -74,8 +74,8 @@ def key_to_door_rows(runs: dict) -> list[dict]:
 
     def falls_off(agent):
         # The paper's figure plots, against L, the rate averaged over every evaluation of training; its
-        # own code's Advantage ends above 0.9 at L = 103 yet averages about 0.3 (docs/benchmarks/index.md),
-        # so "falls off" is read on that metric: the average drops from L = 23 to L = 103.
+        # own code's Advantage ends above 0.9 at L = 103 in 4 of 6 seeds yet averages 0.22 there
+        # (docs/benchmarks/index.md), so "falls off" is read on that metric: the average drops from L = 23.
         def measure():
             short, long_ = _rows(runs, agent, 23), _rows(runs, agent, 103)
             (mean_23, error_23), (mean_103, error_103) = _training_means_over_common_updates([short, long_])

@@ -110,7 +110,8 @@ def _ablation_runs(length, train):
 
 
 # The key-to-door runs of ``cocoa bench claims`` (cocoa.benchmarks.claims): COCOA-reward at L = 23 for
-# its early learning; REINFORCE, Advantage and COCOA-reward at L = 103 for the long distance.
+# its early learning; REINFORCE, Advantage and COCOA-reward at L = 103 for the long distance, and
+# REINFORCE and Advantage at L = 23 too, for the drop with the distance of the "falls off" rows.
 _CLAIMS_KEY_TO_DOOR = (
     _key_to_door_runs(("cocoa-reward",), (23,), TrainConfig(updates=2000, batch_size=8, seeds=8, eval_interval=250))
     + _key_to_door_runs(("reinforce", "advantage"), (23,),
