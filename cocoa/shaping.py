@@ -18,7 +18,8 @@ A pool of ``population`` meta agents each faces ``meta_batch`` independent co-pl
 naive with probability ``p_naive``; the meta-batch axis is never mixed into the B axis. Each meta
 score is weighed by ``rule_returns`` of the meta agent's rewards: the rule (COALA, M-FOS or
 batch-unaware) against a naive learner, batch-unaware against a meta agent. All meta agents update
-at once. One compiled call runs a whole update: every meta-trajectory, the gradients and an Adam step.
+at once. One compiled call runs a whole update: every meta-trajectory, the gradients and a step of
+the meta optimiser (Adam by default).
 
 On ``CleanUpLite-v0`` (``env``) the meta agents are sequence policies over its grid observations
 and the naive co-players run the same network, trained by A2C (``cocoa.network_game``); the update
@@ -50,6 +51,7 @@ ENVS = (IPD, CLEANUP)
 POLICIES = ("tabular", "gru", "hawk")
 NAIVE_BASELINES = ("batch-mean", "value")
 META_BASELINES = ("none", "step-mean")
+META_OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd}
 METRICS = ("meta_reward", "naive_reward", "meta_vs_meta_reward")
 COOPERATION = ("meta_cooperation", "naive_cooperation", "meta_vs_meta_cooperation")  # per inner episode
 
@@ -101,8 +103,12 @@ class ShapingConfig:
     # None: "step-mean" without the critic, "none" with it (its values are the baseline).
     meta_baseline: str | None = None
     meta_learning_rate: float = 0.05
+    # "adam" (the paper's) or "sgd": plain steps of meta_learning_rate along the estimate, so that each
+    # logit moves in proportion to its gradient rather than at Adam's one pace for all (an ablation of
+    # the tabular mixed pool; docs/estimators/coala.md).
+    meta_optimizer: str = "adam"
     # PPO (Schulman et al. 2017, arXiv 1707.06347), the paper's meta optimiser: each meta-batch is used
-    # for ``meta_epochs`` passes of ``meta_minibatches`` Adam steps on the clipped surrogate (ratios
+    # for ``meta_epochs`` passes of ``meta_minibatches`` optimiser steps on the clipped surrogate (ratios
     # clipped to 1 +- ``meta_clip``), the co-players reshuffled into minibatches every pass. The paper's
     # IPD meta agents: 4 epochs, 2 minibatches, clip 0.2. The defaults (1, 1): one step along the
     # estimate itself.
@@ -164,6 +170,9 @@ class ShapingConfig:
             raise ValueError("naive_policy 'network' runs the meta agents' network, so the policy must be a "
                              f"sequence policy, 'gru' or 'hawk'; got 'tabular'" + (f" (on {CLEANUP} it is always "
                              "'network')" if self.env == CLEANUP else ""))
+        if self.meta_optimizer not in META_OPTIMIZERS:
+            raise ValueError(f"unknown meta_optimizer {self.meta_optimizer!r}; known meta optimizers: "
+                             f"{', '.join(META_OPTIMIZERS)}")
         if self.meta_baseline is None:
             object.__setattr__(self, "meta_baseline", "none" if self.meta_critic else "step-mean")
         if self.meta_baseline not in META_BASELINES:
@@ -595,12 +604,12 @@ def make_meta_gradient(config: ShapingConfig) -> Callable:
 def make_meta_update(config: ShapingConfig) -> tuple[Callable, optax.GradientTransformation]:
     """``(update, optimizer)``: ``update((pool params, optimizer state), key)`` -> (new carry,
     metrics), the jitted update of the pool (module docstring): one meta-batch of games, then
-    ``meta_epochs`` passes over it in ``meta_minibatches`` minibatches of co-players, each an Adam step
-    on the clipped surrogate (PPO; one pass in one minibatch: one step along ``make_meta_gradient``'s
-    estimate). Metrics: the rewards per step of ``METRICS`` (NaN where no game of that kind was
+    ``meta_epochs`` passes over it in ``meta_minibatches`` minibatches of co-players, each a step of
+    ``meta_optimizer`` (Adam by default) on the clipped surrogate (PPO; one pass in one minibatch: one
+    step along ``make_meta_gradient``'s estimate). Metrics: the rewards per step of ``METRICS`` (NaN where no game of that kind was
     played) and the cooperation per inner episode, (M,), of ``COOPERATION``."""
     collect, loss = _meta_batch(config)
-    optimizer = optax.adam(config.meta_learning_rate)
+    optimizer = META_OPTIMIZERS[config.meta_optimizer](config.meta_learning_rate)
     parts = config.meta_minibatches
 
     def step(carry, minibatch):

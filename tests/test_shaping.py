@@ -85,7 +85,8 @@ def test_the_opponent_type_is_drawn_with_p_naive():
     (dict(naive_baseline="critic"), "unknown naive_baseline .critic.; known baselines: batch-mean, value"),
     (dict(naive_value_learning_rate=2.0), "naive_value_learning_rate must be in \\(0, 1\\]; got 2.0"),
     (dict(naive_inits=-1), "naive_inits must be an integer >= 0; got -1"),
-    (dict(naive_inits=10, naive_init_scale=0.0), "naive_init_scale must be a positive number; got 0.0")])
+    (dict(naive_inits=10, naive_init_scale=0.0), "naive_init_scale must be a positive number; got 0.0"),
+    (dict(meta_optimizer="rmsprop"), "unknown meta_optimizer 'rmsprop'; known meta optimizers: adam, sgd")])
 def test_bad_settings_name_themselves(options, message):
     with pytest.raises(ValueError, match=message):
         ShapingConfig(**options)
@@ -282,6 +283,20 @@ def test_ppo_takes_epochs_times_minibatches_steps_and_one_pass_is_the_plain_step
     step, _ = optimizer.update(gradient, optimizer.init(params), params)
     np.testing.assert_allclose(one, params + step, rtol=1e-6, atol=1e-6)
     assert float(jnp.max(jnp.abs(new - params))) > float(jnp.max(jnp.abs(one - params)))
+
+
+def test_the_sgd_meta_update_is_one_plain_step_down_the_meta_gradient():
+    from cocoa.shaping import make_meta_gradient
+
+    config = ShapingConfig(episode_length=3, episodes=4, batch_size=4, meta_batch=4, population=2, p_naive=0.5,
+                           meta_optimizer="sgd", meta_learning_rate=0.3)
+    params = init_params(config, jax.random.PRNGKey(0)) + 0.1
+    key = jax.random.PRNGKey(7)
+    update, optimizer = make_meta_update(config)
+    (new, _), _ = update((params, optimizer.init(params)), key)
+    gradient, _ = make_meta_gradient(config)(params, key)
+    assert float(jnp.max(jnp.abs(gradient))) > 0
+    np.testing.assert_allclose(new, params - 0.3 * gradient, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("options, message", [
