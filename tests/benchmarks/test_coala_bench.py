@@ -70,6 +70,9 @@ def test_each_sequence_suite_runs_its_policy_and_its_claims_read_only_its_record
     runs = coala.runs_of(suite)
     assert {run.policy for run in runs} == {policy} and len({run.name for run in runs}) == len(runs) == 6
     assert not {run.name for run in runs} & {run.name for run in coala.default_runs()}
+    # The GRU: one Adam step of 3e-3 per batch; the Hawk block: the paper's PPO, Adam 3e-4, 4 epochs x 2 minibatches.
+    expected = {"gru": (0.003, 1, 1), "hawk": (0.0003, 4, 2)}[policy]
+    assert {(run.meta_learning_rate, run.meta_epochs, run.meta_minibatches) for run in runs} == {expected}
     other = "Hawk" if label == "GRU" else "GRU"
 
     def record(rule, mvm):
@@ -122,7 +125,12 @@ def test_a_changed_run_is_trained_again_and_an_unchanged_one_is_not(tmp_path, mo
     coala.run_suite(tmp_path, [changed], progress=False)
     assert trained == [1]
     (record,) = json.loads((tmp_path / "results.json").read_text())
-    assert record["meta_learning_rate"] == 0.1
+    assert record["meta_learning_rate"] == 0.1 and (record["meta_epochs"], record["meta_minibatches"]) == (1, 1)
+    ppo = dataclasses.replace(changed, meta_epochs=2, meta_minibatches=2)
+    coala.run_suite(tmp_path, [ppo], progress=False)
+    assert trained == [1, 1]
+    (record,) = json.loads((tmp_path / "results.json").read_text())
+    assert (record["meta_epochs"], record["meta_minibatches"]) == (2, 2)
 
 
 def test_the_cleanup_claims_read_cleanup_records_only():
