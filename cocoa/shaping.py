@@ -606,8 +606,9 @@ def make_meta_update(config: ShapingConfig) -> tuple[Callable, optax.GradientTra
     metrics), the jitted update of the pool (module docstring): one meta-batch of games, then
     ``meta_epochs`` passes over it in ``meta_minibatches`` minibatches of co-players, each a step of
     ``meta_optimizer`` (Adam by default) on the clipped surrogate (PPO; one pass in one minibatch: one
-    step along ``make_meta_gradient``'s estimate). Metrics: the rewards per step of ``METRICS`` (NaN where no game of that kind was
-    played) and the cooperation per inner episode, (M,), of ``COOPERATION``."""
+    step along ``make_meta_gradient``'s estimate). Metrics: the rewards per step of ``METRICS`` (NaN
+    where no game of that kind was played) and the cooperation per inner episode, (M,), of
+    ``COOPERATION``."""
     collect, loss = _meta_batch(config)
     optimizer = META_OPTIMIZERS[config.meta_optimizer](config.meta_learning_rate)
     parts = config.meta_minibatches
