@@ -127,8 +127,8 @@ def cleanup_runs(updates: int = 500, seeds=(0,), sizes=(64, 4, 4), meta_batch: i
 HAWK_NAME = "coala-hawk"
 HAWK_DESCRIPTION = ("The coala-sequence runs with the COALA paper's own meta policy, one residual Hawk block "
                     "(RG-LRU, width 32; De et al. 2024) in place of the GRU, and its meta optimiser, PPO (Adam 3e-4, "
-                    "4 epochs of 2 minibatches, clip 0.2), 1 seed x 1,000 updates (hours here: a shaping run took "
-                    "11 minutes alone, and a mixed pool plays 4x its games per update).")
+                    "4 epochs of 2 minibatches, clip 0.2), 1 seed x 1,000 updates (about 2 1/4 hours here: 11 "
+                    "minutes each shaping run and 35 each mixed pool).")
 
 # Every COALA suite: name -> (its runs, its description).
 SUITES = {NAME: (default_runs, DESCRIPTION), SEQUENCE_NAME: (sequence_runs, SEQUENCE_DESCRIPTION),
