@@ -1,5 +1,6 @@
 """Credit primitives shared by the estimators: the taken action's entry, score-form credit, value
-regression, state values from action values, and sums over later steps by object class.
+regression, state values from action values, sums over later steps by object class, and the
+later pairs (t, k > t).
 
 Every estimator module builds on these (and on ``returns``); none imports another estimator.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def taken(values, actions):
@@ -43,9 +45,7 @@ def later_sums(values, classes, num_objects: int, mask):
     return jnp.concatenate([from_here[:, 1:], jnp.zeros_like(from_here[:, :1])], axis=1)
 
 
-def later_pairs(mask):
-    """(B, T, T) indicator of valid pairs k > t with both steps real."""
-    chex.assert_rank(mask, 2)
-    length = mask.shape[1]
-    after = jnp.triu(jnp.ones((length, length), mask.dtype), k=1)
-    return mask[:, :, None] * mask[:, None, :] * after
+def later_pair_indices(length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (t, k) with k > t of a length-``length`` trajectory, as two index arrays of
+    T (T - 1) / 2 entries (row-major: t, then k)."""
+    return np.triu_indices(length, k=1)

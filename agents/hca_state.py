@@ -3,7 +3,7 @@
 Harutyunyan et al., "Hindsight Credit Assignment", NeurIPS 2019, arXiv 1912.02503 (state-conditioned
 HCA); in the credit-matrix form of Meulemans et al., NeurIPS 2023, arXiv 2306.16803.
 docs/estimators/hca_state.md. U_k takes as many values as there are states, so the learned model
-runs on every pair (t, k), O(B T^2); the -gt variant numbers the objects by tabular state index.
+runs on every pair k > t, O(B T^2); the -gt variant numbers the objects by tabular state index.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Sequence
 
 import jax.numpy as jnp
 
-from cocoa.agents.credit import later_pairs
+from cocoa.agents.credit import later_pair_indices
 from cocoa.agents.hindsight_estimator import HindsightEstimator, hindsight_loss, pairwise_credit
 from cocoa.agents.registry import register
 
@@ -40,15 +40,19 @@ class HcaState(HindsightEstimator):
         return self.network(num_actions).init(key, observation_shape, observation_shape[-1])
 
     def pair_log_coefficients(self, model_params, trajectory):
-        """log w and log p for every pair (t, k) with U_k = the observation at k: (B, T, T, A) each."""
+        """log w and log p on the pairs (t, k > t) of ``later_pair_indices``, U_k the observation at k:
+        (B, P, A) each. Only these pairs go through the network (the credit and the loss use no
+        others): half the work of the whole T x T square."""
         return self.network(trajectory.num_actions).log_coefficients(
-            model_params, trajectory.observations[:, :, None, :], trajectory.observations[:, None, :, :],
-            trajectory.policy_probs[:, :, None, :])
+            model_params, trajectory.observations, trajectory.observations, trajectory.policy_probs,
+            pairs=later_pair_indices(trajectory.observations.shape[1]))
 
     def model_loss(self, model_params, trajectory):
         _, log_probs = self.pair_log_coefficients(model_params, trajectory)
-        weights = later_pairs(trajectory.mask) * self.counted(trajectory)[:, None, :]
-        return hindsight_loss(log_probs, trajectory.actions, weights)
+        earlier, later = later_pair_indices(trajectory.observations.shape[1])
+        weights = trajectory.mask[:, earlier] * self.counted(trajectory)[:, later]
+        # Each pair is its own class: (B, P, 1, A) against A_t of its earlier step.
+        return hindsight_loss(log_probs[:, :, None], trajectory.actions[:, earlier], weights[:, :, None])
 
     def learned_credit(self, model_params, trajectory):
         log_coefficients, _ = self.pair_log_coefficients(model_params, trajectory)

@@ -97,10 +97,13 @@ class HindsightNetwork:
         # [b_a] (otherwise), so that h_a = <row a, [1, f]>. One matmul instead of two; same maths.
         row = 1 + 2 * num_actions if policy_features == "gate" else 1
 
-        def forward(observations, objects, features):
+        def forward(observations, objects, features, pairs=None):
             observations = jnp.reshape(observations, (*observations.shape[:-1], -1))
-            hidden = (hk.Linear(hidden_sizes[0], name="state")(observations)
-                      + hk.Linear(hidden_sizes[0], with_bias=False, name="object")(objects))
+            state = hk.Linear(hidden_sizes[0], name="state")(observations)
+            objected = hk.Linear(hidden_sizes[0], with_bias=False, name="object")(objects)
+            if pairs is not None:  # the first layer once per step, then gathered for every pair
+                state, objected = state[:, pairs[0]], objected[:, pairs[1]]
+            hidden = state + objected
             if policy_features == "input":
                 hidden = hidden + hk.Linear(hidden_sizes[0], with_bias=False, name="policy")(features)
             hidden = jax.nn.relu(hidden)
@@ -124,10 +127,16 @@ class HindsightNetwork:
                                   jnp.zeros((1, object_size), jnp.float32),
                                   jnp.zeros((1, 2 * self.num_actions), jnp.float32))
 
-    def log_coefficients(self, params, observations, objects, policy_probs):
-        """log w(s, ., u) and log p(. | s, u), each (..., A), broadcasting observations, objects and probs."""
+    def log_coefficients(self, params, observations, objects, policy_probs, pairs=None):
+        """log w(s, ., u) and log p(. | s, u), each (..., A), broadcasting observations, objects and probs.
+
+        With ``pairs`` = (earlier, later), two index arrays of length P, the inputs are per step,
+        (B, T, ...), and the outputs (B, P, A) are those of the pairs (S_earlier, U_later).
+        """
+        if pairs is not None:
+            policy_probs = policy_probs[:, pairs[0]]
         features = policy_features(policy_probs) if self.uses_policy else jnp.zeros((1, 2 * self.num_actions))
-        logits = self.network.apply(params, observations, objects, features)
+        logits = self.network.apply(params, observations, objects, features, pairs)
         log_policy = jnp.log(jnp.maximum(policy_probs, 1e-30))
         log_normaliser = jax.nn.logsumexp(logits + log_policy, axis=-1, keepdims=True)
         return logits - log_normaliser, logits + log_policy - log_normaliser

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cocoa import oracle
-from cocoa.agents.credit import later_pairs, later_sums, score_credit
+from cocoa.agents.credit import later_pair_indices, later_sums, score_credit
 from cocoa.agents.estimator import Estimator, lookup
 from cocoa.agents.hindsight import HindsightNetwork, check_network_options
 
@@ -53,15 +53,18 @@ def credit(rewards, actions, policy_probs, coefficients, later_rewards, mask):
 
 
 def pairwise_credit(rewards, actions, policy_probs, pair_coefficients, mask):
-    """COCOA credit with one coefficient per pair (t, k) (objects that take many values), (B, T, A).
+    """COCOA credit with one coefficient per pair (t, k > t) (objects that take many values), (B, T, A).
 
     Args:
-      pair_coefficients: (B, T, T, A) w(S_t, a, U_k) for every pair; only k > t is used.
+      pair_coefficients: (B, P, A) w(S_t, a, U_k) for the P = T (T - 1) / 2 pairs of
+        ``later_pair_indices(T)``, in its order.
     """
-    chex.assert_rank([rewards, actions, policy_probs, pair_coefficients, mask], [2, 2, 3, 4, 2])
+    chex.assert_rank([rewards, actions, policy_probs, pair_coefficients, mask], [2, 2, 3, 3, 2])
+    earlier, later = later_pair_indices(rewards.shape[1])
+    chex.assert_axis_dimension(pair_coefficients, 1, len(earlier))
     immediate = score_credit(rewards, actions, policy_probs, mask)
-    weights = later_pairs(mask) * (rewards * mask)[:, None, :]  # (B, t, k): R_k on valid pairs
-    return immediate + jnp.einsum("btka,btk->bta", pair_coefficients - 1.0, weights)
+    per_pair = (pair_coefficients - 1.0) * ((rewards * mask)[:, later] * mask[:, earlier])[..., None]
+    return immediate + jnp.zeros_like(immediate).at[:, earlier].add(per_pair)
 
 
 def expected_credit(mdp, policy_probs, coefficients, hindsight_map, num_objects: int):
@@ -89,9 +92,10 @@ def hindsight_loss(log_probs, actions, weights):
     """Cross-entropy -sum w log p(A_t | S_t, u) / sum w over the pairs or classes given.
 
     Args:
-      log_probs: (B, T, U, A) log p(a | S_t, u) for every class (or later step) u.
-      actions: int (B, T) A_t.
-      weights: (B, T, U) how many times each (t, u) pair counts (0 for no pair).
+      log_probs: (B, N, U, A) log p(a | S_t, u) for every step t of N (or every pair (t, k > t) of
+        N, with U = 1) and class u.
+      actions: int (B, N) A_t of each step (or of each pair's earlier step).
+      weights: (B, N, U) how many times each (t, u) pair counts (0 for no pair).
     """
     chex.assert_rank([log_probs, actions, weights], [4, 2, 3])
     taken = jnp.take_along_axis(log_probs, actions[:, :, None, None], axis=-1)[..., 0]

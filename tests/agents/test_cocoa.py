@@ -12,7 +12,8 @@ from cocoa.agents import hindsight_estimator
 from cocoa.agents import tabular_policy
 from cocoa.agents import CocoaFeature, CocoaReward
 from cocoa.agents.hca_return import HcaReturn
-from cocoa.agents.credit import later_pairs, later_sums
+from cocoa.agents.hca_state import HcaState
+from cocoa.agents.credit import later_pair_indices, later_sums
 from cocoa.rollout import rollout
 from estimator_checks import EPSILON, LENGTH, Z_BOUND, credit_z_scores, gradient_z_scores, randomised
 
@@ -97,22 +98,52 @@ def test_regrouped_credit_and_loss_equal_the_all_pairs_form(setting):
     position = np.zeros(estimator.num_objects, np.int32)
     position[active] = np.arange(len(active))  # zero-reward steps read any entry: R_k = 0 weighs nothing
     classes = jnp.asarray(position)[estimator.classes(params, trajectory)]  # (B, T)
-    # All pairs: the coefficient of the class seen at k, for every (t, k).
-    pick = lambda table: jnp.take_along_axis(table, classes[:, None, :, None], axis=2)  # (B, T, T, A)
+    # All pairs: the coefficient of the class seen at k, for every (t, k > t).
+    earlier, later = later_pair_indices(LENGTH)
+    pick = lambda table: jnp.take_along_axis(  # noqa: E731  (B, P, 1, A): row t, the class seen at k
+        table[:, earlier], classes[:, later][:, :, None, None], axis=2)
     pairwise = hindsight_estimator.pairwise_credit(trajectory.rewards, trajectory.actions, trajectory.policy_probs,
-                                                jnp.exp(pick(log_w)), trajectory.mask)
+                                                jnp.exp(pick(log_w)[:, :, 0]), trajectory.mask)
     regrouped = estimator.credit(params, trajectory)
     np.testing.assert_allclose(regrouped, pairwise, rtol=1e-5, atol=1e-5)
     assert float(jnp.abs(regrouped).max()) > 0.1
 
     nonzero = trajectory.mask * (trajectory.rewards != 0)
-    pair_weights = later_pairs(trajectory.mask) * nonzero[:, None, :]
-    all_pairs_loss = hindsight_estimator.hindsight_loss(pick(log_p), trajectory.actions, pair_weights)
-    np.testing.assert_allclose(estimator.model_loss(params, trajectory), all_pairs_loss, rtol=1e-5)
+    pair_weights = (trajectory.mask[:, earlier] * nonzero[:, later])[:, :, None]
+    pair_loss = lambda log_p: hindsight_estimator.hindsight_loss(  # noqa: E731
+        pick(log_p), trajectory.actions[:, earlier], pair_weights)
+    np.testing.assert_allclose(estimator.model_loss(params, trajectory), pair_loss(log_p), rtol=1e-5)
     grads = jax.grad(estimator.model_loss)(params, trajectory)
-    pair_grads = jax.grad(lambda p: hindsight_estimator.hindsight_loss(
-        pick(estimator.class_log_coefficients(p, trajectory)[1]), trajectory.actions, pair_weights))(params)
+    pair_grads = jax.grad(lambda p: pair_loss(estimator.class_log_coefficients(p, trajectory)[1]))(params)
     for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(pair_grads)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_hca_state_evaluates_only_later_pairs_and_matches_the_full_square(setting):
+    """HCA-state runs its network on the pairs k > t alone; its credit, loss and gradients equal the
+    sums over the whole T x T square with the pairs k <= t masked out."""
+    estimator, params = learned(HcaState, setting)
+    trajectory = jax.tree.map(lambda x: x[:16], setting["trajectory"])
+    observations, probs, actions, mask = (trajectory.observations, trajectory.policy_probs, trajectory.actions,
+                                          trajectory.mask)
+    square = lambda p: estimator.network(4).log_coefficients(  # noqa: E731  (B, T, T, A) each
+        p, observations[:, :, None, :], observations[:, None, :, :], probs[:, :, None, :])
+    later = jnp.triu(jnp.ones((LENGTH, LENGTH)), k=1)
+    assert float(jnp.abs(square(params)[0] * (1 - later)[..., None]).max()) > 0.01  # k <= t would count if not masked
+
+    log_w = square(params)[0]
+    counterfactual = jnp.einsum("btka,btk->bta", jnp.exp(log_w) - 1.0, later * (trajectory.rewards * mask)[:, None, :])
+    immediate = jax.nn.one_hot(actions, 4) * (trajectory.rewards / jnp.take_along_axis(
+        probs, actions[..., None], -1)[..., 0] * mask)[..., None]
+    np.testing.assert_allclose(estimator.credit(params, trajectory),
+                               immediate + counterfactual * mask[..., None], rtol=1e-5, atol=1e-5)
+    assert float(jnp.abs(counterfactual).max()) > 0.1
+
+    weights = later * mask[:, :, None] * mask[:, None, :]
+    square_loss = lambda p: hindsight_estimator.hindsight_loss(square(p)[1], actions, weights)  # noqa: E731
+    np.testing.assert_allclose(estimator.model_loss(params, trajectory), square_loss(params), rtol=1e-5)
+    grads, square_grads = jax.grad(estimator.model_loss)(params, trajectory), jax.grad(square_loss)(params)
+    for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(square_grads)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
