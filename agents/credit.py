@@ -48,4 +48,6 @@ def later_sums(values, classes, num_objects: int, mask):
 def later_pair_indices(length: int) -> tuple[np.ndarray, np.ndarray]:
     """The pairs (t, k) with k > t of a length-``length`` trajectory, as two index arrays of
     T (T - 1) / 2 entries (row-major: t, then k)."""
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
+        raise ValueError(f"length must be a positive integer (trajectory steps); got {length!r}")
     return np.triu_indices(length, k=1)

@@ -134,6 +134,12 @@ class HindsightNetwork:
         (B, T, ...), and the outputs (B, P, A) are those of the pairs (S_earlier, U_later).
         """
         if pairs is not None:
+            if len(pairs) != 2 or np.shape(pairs[0]) != np.shape(pairs[1]) or np.ndim(pairs[0]) != 1:
+                raise ValueError("pairs must be (earlier, later), two index arrays of one length; got shapes "
+                                 f"{[np.shape(p) for p in pairs]}")
+            if np.ndim(observations) < 3 or np.shape(observations)[:2] != np.shape(objects)[:2]:
+                raise ValueError("with pairs, observations and objects are per step, (B, T, ...) each; got "
+                                 f"{np.shape(observations)} and {np.shape(objects)}")
             policy_probs = policy_probs[:, pairs[0]]
         features = policy_features(policy_probs) if self.uses_policy else jnp.zeros((1, 2 * self.num_actions))
         logits = self.network.apply(params, observations, objects, features, pairs)

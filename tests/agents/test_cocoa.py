@@ -147,6 +147,20 @@ def test_hca_state_evaluates_only_later_pairs_and_matches_the_full_square(settin
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+def test_later_pairs_refuse_bad_input_naming_it(setting):
+    with pytest.raises(ValueError, match=r"length must be a positive integer .*; got 0"):
+        later_pair_indices(0)
+    with pytest.raises(ValueError, match=r"length must be a positive integer .*; got 2\.5"):
+        later_pair_indices(2.5)
+    estimator, params = learned(HcaState, setting)
+    observations, probs = setting["trajectory"].observations[:2], setting["trajectory"].policy_probs[:2]
+    earlier, later = later_pair_indices(LENGTH)
+    with pytest.raises(ValueError, match=r"pairs must be \(earlier, later\)"):
+        estimator.network(4).log_coefficients(params, observations, observations, probs, pairs=(earlier, later[:-1]))
+    with pytest.raises(ValueError, match=r"per step, \(B, T, \.\.\.\)"):
+        estimator.network(4).log_coefficients(params, observations, observations[:, :-1], probs, pairs=(earlier, later))
+
+
 def test_hindsight_loss_minimiser_matches_exact_coefficients():
     """Trained on rollouts of a fixed policy, the hindsight model's w approaches the oracle's."""
     env = envs.make("LinearKeyToDoor-v0", length=6, layout_seed=3)
