@@ -77,9 +77,17 @@ jax.tree_util.register_dataclass(
 MODEL_BATCHES = ("batch", "resample")
 
 
-def _optimizer(learning_rate: float, max_grad_norm: Optional[float], weight_decay: float) -> optax.GradientTransformation:
+def _optimizer(learning_rate: float, max_grad_norm: Optional[float], weight_decay: float,
+               frozen: Sequence[str] = ()) -> optax.GradientTransformation:
+    """Adam(W), optionally after global-norm clipping; the top-level parameters named in ``frozen`` never move
+    (not even by the weight decay)."""
     adam = optax.adamw(learning_rate, weight_decay=weight_decay) if weight_decay > 0 else optax.adam(learning_rate)
-    return adam if max_grad_norm is None else optax.chain(optax.clip_by_global_norm(max_grad_norm), adam)
+    adam = adam if max_grad_norm is None else optax.chain(optax.clip_by_global_norm(max_grad_norm), adam)
+    if not frozen:
+        return adam
+    labels = lambda params: {name: jax.tree.map(lambda _: "frozen" if name in frozen else "trained", value)
+                             for name, value in params.items()}
+    return optax.multi_transform({"trained": adam, "frozen": optax.set_to_zero()}, labels)
 
 
 def resample(trajectory: Trajectory, key) -> Trajectory:
@@ -100,7 +108,8 @@ class Agent:
         self.num_actions = num_actions
         self.policy = MLPPolicy(num_actions, tuple(config.hidden_sizes), config.epsilon)
         self.policy_optimizer = _optimizer(config.learning_rate, config.max_grad_norm, config.weight_decay)
-        self.model_optimizer = _optimizer(config.model_learning_rate, config.max_grad_norm, config.weight_decay)
+        self.model_optimizer = _optimizer(config.model_learning_rate, config.max_grad_norm, config.weight_decay,
+                                          estimator.frozen_params)
 
     @property
     def name(self) -> str:
@@ -115,6 +124,22 @@ class Agent:
             model_params = self.estimator.init_model(model_key, observation_shape, self.num_actions)
         return AgentState(policy_params, self.policy_optimizer.init(policy_params),
                           model_params, self.model_optimizer.init(model_params))
+
+    @property
+    def prepare_episodes(self) -> int:
+        """Episodes of the initial policy that ``prepare`` needs before the first update (0: none)."""
+        return 0 if self.estimator.exact else self.estimator.prepare_episodes
+
+    def prepare(self, state: AgentState, trajectory: Trajectory, key) -> AgentState:
+        """``state`` after the estimator's one-off fit (``Estimator.prepare``) on ``trajectory``, at least
+        ``prepare_episodes`` episodes of the initial policy; ``state`` itself when there is none."""
+        if not self.prepare_episodes:
+            return state
+        if trajectory.batch_size < self.prepare_episodes:
+            raise ValueError(f"{self.name} fits on {self.prepare_episodes} episodes before its first update; "
+                             f"got {trajectory.batch_size}")
+        model_params = self.estimator.prepare(state.model_params, trajectory, key)
+        return dataclasses.replace(state, model_params=model_params, model_opt_state=self.model_optimizer.init(model_params))
 
     def behaviour_probs(self, policy_params, observations):
         """The epsilon-mixed policy used to act while training."""

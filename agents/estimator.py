@@ -30,6 +30,8 @@ class Estimator(abc.ABC):
 
     name: str = ""
     has_exact_variant: bool = False
+    prepare_episodes: int = 0  # episodes of the initial policy that ``prepare`` fits on (0: no such stage)
+    frozen_params: tuple[str, ...] = ()  # top-level model parameters the model optimiser leaves as they are
 
     def __init__(self, mdp: TabularMDP | None = None):
         if mdp is not None and not self.has_exact_variant:
@@ -62,6 +64,12 @@ class Estimator(abc.ABC):
         """Parameters of the estimator's learned model(s); an empty dict if it has none."""
         del key, observation_shape, num_actions
         return {}
+
+    def prepare(self, model_params, trajectory: Trajectory, key) -> Any:
+        """The model parameters after a one-off fit, before the first update, on ``trajectory``: at least
+        ``prepare_episodes`` episodes of the initial policy (COCOA-feature fits its reward features here)."""
+        del trajectory, key
+        return model_params
 
     def model_loss(self, model_params, trajectory: Trajectory) -> jax.Array:
         """The loss the model is trained on, from one batch of trajectories (0 without a model)."""

@@ -191,6 +191,17 @@ class ClassHindsightEstimator(HindsightEstimator):
         """Classes that can carry a non-zero reward; the others add nothing to credit or loss."""
         return np.arange(self.num_objects)
 
+    def batch_classes(self, model_params, trajectory):
+        """(int (B, T) class of U_t, the class count U, the classes evaluated (U',), (U', F) their network
+        inputs). Fixed classes by default; COCOA-feature numbers the distinct objects of each batch."""
+        active = self.active_classes()
+        return self.classes(model_params, trajectory), self.num_objects, active, self.class_features()[active]
+
+    def object_features(self, model_params, mdp):
+        """((U, F) the network input of each class of ``object_map``, the classes that can carry a reward)."""
+        del model_params, mdp
+        return self.class_features(), self.active_classes()
+
     def hindsight_params(self, model_params):
         """The hindsight network's parameters within ``model_params``."""
         return model_params
@@ -208,7 +219,7 @@ class ClassHindsightEstimator(HindsightEstimator):
         behaviour policy of each visited state, and is read at the steps' state indices.
         """
         network = self.network(trajectory.num_actions)
-        features = self.class_features()[self.active_classes()]
+        features = self.batch_classes(model_params, trajectory)[3]
         params = self.hindsight_params(model_params)
         if not trajectory.num_states:
             return network.log_coefficients(params, trajectory.observations[:, :, None, :], features[None, None],
@@ -221,12 +232,11 @@ class ClassHindsightEstimator(HindsightEstimator):
     def model_loss_and_credit(self, model_params, trajectory):
         # One network pass serves both: log p for the loss, w = exp(log w) for the credit.
         log_coefficients, log_probs = self.class_log_coefficients(model_params, trajectory)
-        classes = self.classes(model_params, trajectory)
-        active = self.active_classes()
-        weights = later_sums(jnp.ones_like(trajectory.rewards), classes, self.num_objects,
+        classes, num_classes, active, _ = self.batch_classes(model_params, trajectory)
+        weights = later_sums(jnp.ones_like(trajectory.rewards), classes, num_classes,
                              self.counted(trajectory))[..., active]
         loss = hindsight_loss(log_probs, trajectory.actions, weights)
-        later_rewards = later_sums(trajectory.rewards, classes, self.num_objects, trajectory.mask)[..., active]
+        later_rewards = later_sums(trajectory.rewards, classes, num_classes, trajectory.mask)[..., active]
         coefficients = jnp.swapaxes(jnp.exp(jax.lax.stop_gradient(log_coefficients)), -1, -2)
         return loss, credit(trajectory.rewards, trajectory.actions, trajectory.policy_probs, coefficients,
                             later_rewards, trajectory.mask)
@@ -239,9 +249,10 @@ class ClassHindsightEstimator(HindsightEstimator):
 
     def learned_coefficients(self, model_params, mdp, policy_probs):
         observations = jnp.asarray(mdp.observations, jnp.float32)
+        features, active = self.object_features(model_params, mdp)
         log_coefficients, _ = self.network(mdp.num_actions).log_coefficients(
-            self.hindsight_params(model_params), observations[:, None, :], self.class_features()[None],
+            self.hindsight_params(model_params), observations[:, None, :], features[None],
             jnp.asarray(policy_probs, jnp.float32)[:, None, :])
         coefficients = jnp.swapaxes(jnp.exp(log_coefficients), -1, -2)  # (S, A, U)
-        inactive = np.setdiff1d(np.arange(self.num_objects), self.active_classes())
+        inactive = np.setdiff1d(np.arange(features.shape[0]), active)
         return coefficients.at[..., inactive].set(1.0)  # as in credit: inactive classes weigh nothing

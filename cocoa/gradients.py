@@ -28,7 +28,7 @@ from cocoa.enumeration import count_trajectories, enumerate_trajectories
 from cocoa.envs.base import Environment
 from cocoa.policy_gradients import expected_gradient, per_trajectory_gradients, true_gradient
 from cocoa.rollout import rollout
-from cocoa.train import TrainConfig, make_model_training
+from cocoa.train import TrainConfig, make_model_training, make_prepare
 
 DEFAULT_MAX_ENUMERATED = 20_000
 # The shared policy's network: every agent uses the AgentConfig defaults.
@@ -174,6 +174,9 @@ def analyse(env: Environment | str, agent_names: Sequence[str], *, env_params: d
         key = _agent_key(agents_key, name)
         init_key, train_key = jax.random.split(key)
         state = dataclasses.replace(agent.init(init_key, env.observation_shape), policy_params=policy_params)
+        if agent.prepare_episodes:  # the one-off fit (COCOA-feature's features) on episodes of this policy
+            prepare = jax.jit(make_prepare(env, agent, horizon=mdp.horizon))
+            state, _ = prepare((state, ()), jax.random.fold_in(init_key, 1))
         state, losses = train_models(agent, state, env, model_updates, model_batch_size, train_key,
                                      horizon=mdp.horizon)
         gradients = per_trajectory_gradients(agent, state, trajectories, first_step_only=first_step_only)

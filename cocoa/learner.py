@@ -76,6 +76,7 @@ class Learner:
         self._greedy_free_probs = jax.jit(agent.greedy_free_probs)
         self._update = jax.jit(agent.update)
         self.updates = 0
+        self._prepared = not agent.prepare_episodes  # the estimator's one-off fit, before the first update
         self._episodes: list[dict] = []
         self._episode = self._new_episode()
         self._waiting = False  # an action taken whose reward has not been observed
@@ -86,8 +87,13 @@ class Learner:
 
     @property
     def ready(self) -> bool:
-        """Whether ``batch_size`` episodes are finished and waiting for ``update``."""
-        return len(self._episodes) >= self.batch_size
+        """Whether enough finished episodes wait for ``update``: ``batch_size``, and before the first update
+        also the ``agent.prepare_episodes`` that the estimator's one-off fit takes (COCOA-feature's features)."""
+        return len(self._episodes) >= self._needed
+
+    @property
+    def _needed(self) -> int:
+        return self.batch_size + (0 if self._prepared else self.agent.prepare_episodes)
 
     def act(self, observation, *, explore: bool = True) -> int:
         """An action for ``observation`` from the behaviour policy (``explore=False``: the epsilon-free
@@ -122,9 +128,16 @@ class Learner:
             self._episode = self._new_episode()
 
     def update(self) -> dict:
-        """One update on the first ``batch_size`` finished episodes; returns its metrics (floats)."""
+        """One update on the first ``batch_size`` finished episodes; returns its metrics (floats). The first
+        update first fits the estimator's one-off stage (``Agent.prepare``) on the episodes before those."""
         if not self.ready:
-            raise RuntimeError(f"update() needs {self.batch_size} finished episodes; {len(self._episodes)} so far")
+            raise RuntimeError(f"update() needs {self._needed} finished episodes; {len(self._episodes)} so far")
+        if not self._prepared:
+            fit, self._episodes = self._episodes[:self.agent.prepare_episodes], self._episodes[self.agent.prepare_episodes:]
+            self.agent.estimator.check_rewards(np.concatenate([episode["rewards"] for episode in fit]))
+            self._key, key = jax.random.split(self._key)
+            self.state = jax.jit(self.agent.prepare)(self.state, self._trajectory(fit), key)
+            self._prepared = True
         batch, self._episodes = self._episodes[:self.batch_size], self._episodes[self.batch_size:]
         trajectory = self._trajectory(batch)
         self.agent.estimator.check_rewards(np.concatenate([episode["rewards"] for episode in batch]))

@@ -111,8 +111,39 @@ def _check_inputs(env, agent, config, shadows=(), host_ok=False):
                              f"has {env.num_actions}; build it with agents.make_for_env(name, env)")
 
 
-def make_init(env: Environment, agent: Agent, shadows: Sequence[Agent] = ()) -> Callable:
-    """init_key -> (agent_state, shadow_states) of one seed; pure. Shadows start from the agent's policy."""
+def make_prepare(env: Environment, agent: Agent, shadows: Sequence[Agent] = (), horizon: int | None = None) -> Callable:
+    """((agent_state, shadow_states), key) -> the same after each estimator's one-off fit
+    (``Estimator.prepare``) on episodes of the agent's current policy; pure. Identity when no estimator has
+    such a stage. Shadows fit on the very episodes the agent fits on."""
+    episodes = max((candidate.prepare_episodes for candidate in (agent, *shadows)), default=0)
+    if episodes and not isinstance(env, Environment):
+        raise TypeError(f"{env.name} runs on the host: its episodes for the one-off fit come from make_host_prepare")
+
+    def prepare(states, key):
+        if not episodes:
+            return states
+        agent_state, shadow_states = states
+        rollout_key, fit_key = jax.random.split(key)
+        trajectory = rollout(env, agent.behaviour_probs, agent_state.policy_params, rollout_key,
+                             batch_size=episodes, horizon=horizon or env.max_episode_steps)
+        return _fit_all(agent, shadows, states, trajectory, fit_key)
+
+    return prepare
+
+
+def _fit_all(agent: Agent, shadows: Sequence[Agent], states, trajectory, key):
+    agent_state, shadow_states = states
+    keys = jax.random.split(key, len(shadows) + 1)
+    return (agent.prepare(agent_state, trajectory, keys[0]),
+            tuple(shadow.prepare(state, trajectory, shadow_key)
+                  for shadow, state, shadow_key in zip(shadows, shadow_states, keys[1:])))
+
+
+def make_init(env: Environment, agent: Agent, shadows: Sequence[Agent] = (), horizon: int | None = None) -> Callable:
+    """init_key -> (agent_state, shadow_states) of one seed; pure. Shadows start from the agent's policy.
+    Estimators with a one-off fit (``Estimator.prepare``) take it here, on episodes of that initial policy;
+    on a host environment ``make_host_prepare`` does it after init."""
+    prepare = make_prepare(env, agent, shadows, horizon) if isinstance(env, Environment) else None
 
     def init(init_key):
         agent_state = agent.init(init_key, env.observation_shape)
@@ -120,7 +151,8 @@ def make_init(env: Environment, agent: Agent, shadows: Sequence[Agent] = ()) -> 
             dataclasses.replace(shadow.init(jax.random.fold_in(init_key, index + 1), env.observation_shape),
                                 policy_params=agent_state.policy_params)
             for index, shadow in enumerate(shadows))
-        return agent_state, shadow_states
+        states = (agent_state, shadow_states)
+        return states if prepare is None else prepare(states, jax.random.fold_in(init_key, len(shadows) + 1))
 
     return init
 
@@ -189,7 +221,7 @@ def make_train(env: Environment, agent: Agent, config: TrainConfig, shadows: Seq
     report between them; the speed benchmark times this function.
     """
     _check_inputs(env, agent, config, shadows)
-    init, one_update = make_init(env, agent, shadows), _make_update(env, agent, config, shadows)
+    init, one_update = make_init(env, agent, shadows, _horizon(env, config)), _make_update(env, agent, config, shadows)
 
     def train_one(seed_key):
         init_key, run_key, _ = _seed_keys(seed_key)
@@ -260,6 +292,24 @@ def make_host_segment(env: GymnasiumHostEnv, agent: Agent, config: TrainConfig) 
         return (states, keys, *summarise(metrics, states))
 
     return segment
+
+
+def make_host_prepare(env: GymnasiumHostEnv, agent: Agent, config: TrainConfig) -> Callable:
+    """(states, keys) -> states, ``make_prepare`` for an environment collected on the host: the episodes for
+    the estimator's one-off fit are collected per seed on the host, the fit runs compiled and seed-vmapped."""
+    if not agent.prepare_episodes:
+        return lambda states, keys: states
+    collector = HostCollector(env, agent.behaviour_probs, seeds=config.seeds, episodes=agent.prepare_episodes,
+                              seed=config.seed + 2)
+    fit = jax.jit(jax.vmap(lambda states, trajectory, key: _fit_all(agent, (), states, trajectory, key)))
+
+    def prepare(states, keys):
+        rollout_keys, fit_keys = jnp.swapaxes(jax.vmap(jax.random.split)(keys), 0, 1)
+        trajectory, _ = collector.collect(states[0].policy_params, rollout_keys)
+        agent.estimator.check_rewards(np.asarray(trajectory.rewards)[np.asarray(trajectory.mask) > 0])
+        return fit(states, trajectory, fit_keys)
+
+    return prepare
 
 
 def make_evaluate(env: Environment, agent: Agent, config: TrainConfig) -> Callable:
@@ -374,7 +424,13 @@ def train(env: Environment | GymnasiumHostEnv, agent: Agent, config: TrainConfig
         if shadow.config.hidden_sizes != agent.config.hidden_sizes or shadow.config.epsilon != agent.config.epsilon:
             raise ValueError(f"shadow {shadow.name!r} must share the main agent's policy network and epsilon "
                              "(build it with the same shared options)")
-    states = jax.jit(jax.vmap(make_init(env, agent, shadows)))(init_keys)  # one compile, not one per op
+    fitting = [candidate for candidate in (agent, *shadows) if candidate.prepare_episodes]
+    if progress and fitting:  # a one-off fit before the first update can take a minute: say so
+        print(f"fitting {', '.join(candidate.name for candidate in fitting)} on "
+              f"{max(candidate.prepare_episodes for candidate in fitting)} episodes of the initial policy "
+              f"({config.seeds} seed(s))...", file=sys.stderr, flush=True)
+    init = make_init(env, agent, shadows, None if host else _horizon(env, config))
+    states = jax.jit(jax.vmap(init))(init_keys)  # one compile, not one per op
 
     phases = _check_env_changes(env, agent, shadows, config, env_changes or {})  # [(first update, env)]
     starts = [start for start, _ in phases]
@@ -385,6 +441,7 @@ def train(env: Environment | GymnasiumHostEnv, agent: Agent, config: TrainConfig
         print(f"compiling {agent.name} on {env.name} ({config.seeds} seed(s), batch {config.batch_size})...",
               file=sys.stderr, flush=True)
     if host:  # batches collected on the host; the update compiles once, at the first call
+        states = make_host_prepare(env, agent, config)(states, _fold_in_each(init_keys, len(shadows) + 1))
         host_segment, host_evaluate = make_host_segment(env, agent, config), make_host_evaluate(env, agent, config)
         run_segment = lambda phase, num_updates, states, keys: host_segment(num_updates, states, keys)
         evaluate = lambda phase, agent_states, keys: host_evaluate(agent_states, keys)

@@ -107,3 +107,25 @@ def test_a_reward_outside_the_declared_support_and_nan_updates_stop_with_errors(
             diverging.act(observation)
             diverging.observe(1e30, True)
             diverging.update()
+
+
+def test_cocoa_feature_fits_its_features_on_the_first_episodes_before_its_first_update():
+    env = gymnasium.make("FrozenLake-v1", is_slippery=False)
+    learner = Learner("cocoa-feature", env, batch_size=2, seed=0, fit_episodes=5, fit_steps=100, fit_batch_size=32)
+    unfitted = learner.state.model_params["features"]
+    observation, _ = env.reset(seed=0)
+    finished = 0
+    while not learner.ready:
+        observation, reward, terminated, truncated, _ = env.step(learner.act(observation))
+        learner.observe(reward, terminated or truncated)
+        if terminated or truncated:
+            finished += 1
+            observation, _ = env.reset()
+    assert finished == 7  # 5 episodes for the fit, then the batch of 2
+    with pytest.raises(RuntimeError, match="needs 7 finished episodes"):
+        Learner("cocoa-feature", env, batch_size=2, fit_episodes=5).update()
+    learner.update()
+    fitted = learner.state.model_params["features"]
+    assert not np.allclose(fitted["gate"], unfitted["gate"]) and learner.updates == 1 and not learner._episodes
+    _run(learner, env, updates=3)  # later updates need only a batch each, and leave the features as fitted
+    np.testing.assert_array_equal(learner.state.model_params["features"]["gate"], fitted["gate"])

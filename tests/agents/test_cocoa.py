@@ -11,6 +11,7 @@ from cocoa import agents, envs, oracle
 from cocoa.agents import hindsight_estimator
 from cocoa.agents import tabular_policy
 from cocoa.agents import CocoaFeature, CocoaReward
+from cocoa.agents.cocoa_feature import distinct_patterns, pack, unpack
 from cocoa.agents.hca_return import HcaReturn
 from cocoa.agents.hca_state import HcaState
 from cocoa.agents.credit import later_pair_indices, later_sums
@@ -298,10 +299,9 @@ def test_hca_return_exact_expected_credit_formula(setting):
 # --- COCOA-feature ------------------------------------------------------------------------------
 
 def test_cocoa_feature_expected_credit_matches_monte_carlo(setting):
-    estimator = CocoaFeature(num_features=3, model_hidden_sizes=(32,))
+    estimator = CocoaFeature(num_features=3, model_hidden_sizes=(32,), feature_threshold=1.0)
     params = estimator.init_model(jax.random.PRNGKey(11), setting["env"].observation_shape, 4)
-    params = dict(params, hindsight=randomised(params["hindsight"], 11),
-                  features=dict(params["features"], bias=params["features"]["bias"] + 0.35))
+    params = dict(params, hindsight=randomised(params["hindsight"], 11))
     classes = np.asarray(estimator.classes(params, setting["trajectory"]))
     assert len(np.unique(classes)) >= 3  # the random features really split the steps into classes
     z, constant_mean, constant_target, cells = credit_z_scores(estimator, params, setting)
@@ -310,41 +310,93 @@ def test_cocoa_feature_expected_credit_matches_monte_carlo(setting):
     np.testing.assert_allclose(constant_mean, constant_target, atol=1e-4)
 
 
-def test_cocoa_feature_learns_reward_features_then_freezes_them():
+def test_reward_features_regrouped_error_equals_the_error_over_every_step():
+    """The fit's O(S A) loss on a tabular batch is the per-step squared error less a constant: same gradient."""
+    env = envs.make("LinearKeyToDoor-v0", length=7)
+    features = CocoaFeature(num_features=3).features
+    params = features.init(jax.random.PRNGKey(2), env.observation_shape, env.num_actions)
+    uniform = lambda _, observations: jnp.full((observations.shape[0], env.num_actions), 1.0 / env.num_actions)
+    trajectory = rollout(env, uniform, None, jax.random.PRNGKey(3), batch_size=64, horizon=7)
+    assert trajectory.states is not None and float(jnp.sum(trajectory.rewards != 0)) > 10
+    per_step = lambda params: features.squared_error(params, trajectory.observations, trajectory.actions,
+                                                     trajectory.rewards, trajectory.mask)
+    regrouped = features.regrouped_squared_error(trajectory)
+    constant = float(jnp.sum(jnp.square(trajectory.rewards) * trajectory.mask) / 2 / jnp.sum(trajectory.mask))
+    for seed in range(3):  # at several parameters, some bits lit and some dark
+        at = jax.tree.map(lambda x: x + 0.3 * jax.random.normal(jax.random.PRNGKey(seed), x.shape), params)
+        np.testing.assert_allclose(float(regrouped(at)) + constant, float(per_step(at)), rtol=1e-5)
+        for a, b in zip(jax.tree.leaves(jax.grad(regrouped)(at)), jax.tree.leaves(jax.grad(per_step)(at))):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_distinct_patterns_number_each_kept_row_by_its_bit_pattern():
+    """Bit vectors packed into words round-trip; each kept row's class holds its own pattern; rows not
+    kept, and distinct patterns beyond ``size``, fall in the extra class ``size``."""
+    bits = jax.random.bernoulli(jax.random.PRNGKey(0), 0.5, (50, 70)).at[10:20].set(True)
+    words = pack(bits)
+    assert words.shape == (50, 3) and np.array_equal(unpack(words, 70), np.asarray(bits, np.float32))
+    keep = np.arange(50) % 7 != 3
+    classes, patterns, real = (np.asarray(x) for x in distinct_patterns(words, jnp.asarray(keep), 64))
+    distinct = {tuple(row) for row in np.asarray(words)[keep]}
+    assert real.sum() == len(distinct) == 36 and np.all(classes[~keep] == 64)
+    for row in np.flatnonzero(keep):
+        assert np.array_equal(patterns[classes[row]], np.asarray(words)[row])
+    assert len(set(classes[10:20].tolist()) - {64}) == 1  # the same pattern, one class
+    few, _, real = (np.asarray(x) for x in distinct_patterns(words, jnp.asarray(keep), 5))
+    assert real.all() and sorted(set(few.tolist())) == [0, 1, 2, 3, 4, 5]
+    assert np.all(few[few < 5] == classes[few < 5])  # the first five distinct patterns keep their classes
+
+
+@pytest.mark.parametrize("tabular", [True, False])
+def test_cocoa_feature_fits_reward_features_once_then_freezes_them(tabular):
+    """Fitted before the first update on episodes of the initial policy (regrouped on a tabular batch,
+    on mini-batches otherwise), the features predict the reward of fresh episodes far better than
+    before, more bits lit where the reward is; training leaves them exactly as fitted, weight decay included."""
+    from cocoa.train import TrainConfig, _keys_of_seeds, make_init, train
+
     env = envs.make("LinearKeyToDoor-v0", length=9)
-    # The paper's model learning rate (3e-3); at 1e-3, 300 updates left one rewarding class shared.
-    agent = agents.make_for_env("cocoa-feature", env, feature_burn_in=300, model_learning_rate=3e-3)
-    from cocoa.train import TrainConfig, train
+    agent = agents.make_for_env("cocoa-feature", env, fit_episodes=64, fit_steps=3000, fit_batch_size=256,
+                                weight_decay=1e-2)
+    features = agent.estimator.features
+    raw = agent.init(jax.random.PRNGKey(0), env.observation_shape)
+    if tabular:
+        fitted = jax.jit(make_init(env, agent, horizon=9))(jax.random.PRNGKey(0))[0]
+    else:  # the same kind of episodes without their state table take the mini-batch path
+        trajectory = rollout(env, agent.behaviour_probs, raw.policy_params, jax.random.PRNGKey(1), batch_size=64,
+                             horizon=9, per_state=False)
+        assert trajectory.states is None
+        fitted = jax.jit(agent.prepare)(raw, trajectory, jax.random.PRNGKey(2))
+    fresh = rollout(env, agent.behaviour_probs, raw.policy_params, jax.random.PRNGKey(7), batch_size=256, horizon=9)
+    error = lambda params: float(features.squared_error(params, fresh.observations, fresh.actions, fresh.rewards,
+                                                        fresh.mask))
+    before, after = error(raw.model_params["features"]), error(fitted.model_params["features"])
+    assert after < 0.7 * before, (before, after)
+    lit = np.asarray(features.bits(fitted.model_params["features"], fresh.observations, fresh.actions)).sum(-1)
+    real, rewarding = np.asarray(fresh.mask) > 0, np.asarray(fresh.rewards) > 0
+    assert lit[real & rewarding].mean() > lit[real & ~rewarding].mean() + 1.0
 
-    result = train(env, agent, TrainConfig(updates=400, eval_interval=200), progress=False)
-    params = jax.tree.map(lambda x: x[0], result.final_state.model_params)
-    assert float(params["updates"]) == 400
-    mdp = env.tabular_mdp()
-    bits = agent.estimator.features.bits(params["features"], jnp.asarray(mdp.observations)[:, None],
-                                        jnp.arange(4)[None])
-    classes = np.asarray(agent.estimator.features.code(bits))  # (S, A)
-    rewards = np.asarray(mdp.expected_rewards())
-    policy_params = jax.tree.map(lambda x: x[0], result.final_state.policy_params)
-    probs = agent.behaviour_probs(policy_params, jnp.asarray(mdp.observations))
-    visits = np.asarray(oracle.occupancy(mdp, probs)).sum(0)[:, None] * np.asarray(probs)
-    frequent = (visits > 0.01) & ~np.asarray(mdp.terminal)[:, None]
-    # The features separate the rewarding from the non-rewarding state-actions the agent meets.
-    rewarding, plain = classes[frequent & (rewards > 0)], classes[frequent & (rewards == 0)]
-    assert rewarding.size >= 3 and plain.size >= 3
-    assert not set(rewarding.tolist()) & set(plain.tolist())
-
-    # Frozen after the burn-in: the feature loss no longer reaches the feature parameters.
-    trajectory = rollout(env, agent.behaviour_probs, policy_params, jax.random.PRNGKey(0), batch_size=8, horizon=9)
-    grads = jax.grad(agent.estimator.model_loss)(params, trajectory)
-    assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(grads["features"]))
-    early = dict(params, updates=jnp.zeros(()))
-    grads = jax.grad(agent.estimator.model_loss)(early, trajectory)
-    assert any(float(jnp.abs(g).max()) > 0.0 for g in jax.tree.leaves(grads["features"]))
+    if tabular:  # train() fits the same way; 50 updates later the features are where the fit put them
+        result = train(env, agent, TrainConfig(updates=50, eval_interval=50), progress=False)
+        final = jax.tree.map(lambda x: x[0], result.final_state.model_params)
+        fitted = jax.jit(make_init(env, agent, horizon=9))(_keys_of_seeds(0, 1)[0][0])[0]  # train()'s seed 0
+        for a, b in zip(jax.tree.leaves(final["features"]), jax.tree.leaves(fitted.model_params["features"])):
+            np.testing.assert_array_equal(a, b)
+        moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(final["hindsight"]),
+                                                        jax.tree.leaves(fitted.model_params["hindsight"]))]
+        assert any(moved)  # while the hindsight network trained
 
 
 def test_cocoa_feature_options():
-    with pytest.raises(ValueError, match=r"num_features must be an integer in \[1, 12\]"):
+    with pytest.raises(ValueError, match="num_features must be a positive integer; got 0"):
         CocoaFeature(num_features=0)
+    with pytest.raises(ValueError, match="max_patterns must be a positive integer; got 2.5"):
+        CocoaFeature(max_patterns=2.5)
+    with pytest.raises(ValueError, match="fit_episodes must be a positive integer; got 0"):
+        CocoaFeature(fit_episodes=0)
+    with pytest.raises(ValueError, match=r"gate_decay must be in \[0, 1\)"):
+        CocoaFeature(gate_decay=1.0)
+    with pytest.raises(ValueError, match="feature_threshold must be > 0"):
+        CocoaFeature(feature_threshold=-0.1)
     with pytest.raises(ValueError, match="has no exact variant"):
         CocoaFeature(mdp=envs.make("LinearKeyToDoor-v0", length=5).tabular_mdp())
     assert "cocoa-feature-gt" not in agents.names()

@@ -15,7 +15,7 @@ import pytest
 from cocoa import agents, envs, oracle
 from cocoa.host_rollout import HostCollector
 from cocoa.rollout import episode_returns, rollout
-from cocoa.train import TrainConfig, make_train, train
+from cocoa.train import TrainConfig, _keys_of_seeds, make_train, train
 
 FROZEN_LAKE = "gymnasium:FrozenLake-v1"
 
@@ -164,3 +164,17 @@ def test_host_training_is_reproducible_and_refuses_shadows():
     assert first.rows == second.rows and first.rows[0]["return"] != first.rows[1]["return"]  # seeds differ
     with pytest.raises(ValueError, match="shadow training .* no tabular form"):
         train(env, agent, config, progress=False, shadows=[agents.make_for_env("advantage", env)])
+
+
+def test_host_training_fits_cocoa_features_once_on_host_episodes():
+    """COCOA-feature's one-off fit runs on episodes collected on the host, then the features stay frozen."""
+    env = envs.make(FROZEN_LAKE, is_slippery=False, use_table=False)
+    agent = agents.make_for_env("cocoa-feature", env, fit_episodes=16, fit_steps=200, fit_batch_size=64)
+    runs = {updates: train(env, agent, TrainConfig(updates=updates, eval_interval=updates, eval_episodes=4, seeds=2),
+                           progress=False).final_state.model_params for updates in (1, 4)}
+    unfitted = jax.vmap(agent.init, in_axes=(0, None))(_keys_of_seeds(0, 2)[0], env.observation_shape)
+    for name in ("gate", "readout"):  # fitted: moved from train()'s own initialisation; frozen: the same after 1 and 4 updates
+        assert not np.allclose(runs[4]["features"][name], unfitted.model_params["features"][name])
+        np.testing.assert_array_equal(runs[1]["features"][name], runs[4]["features"][name])
+    assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(runs[1]["hindsight"]),
+                                                      jax.tree.leaves(runs[4]["hindsight"])))  # which trained
