@@ -155,7 +155,7 @@ class CocoaFeature(ClassHindsightEstimator):
     only_rewarding = True
     frozen_params = ("features",)
 
-    def __init__(self, num_features: int = 128, max_patterns: int = 64, fit_episodes: int = 240,
+    def __init__(self, num_features: int = 128, max_patterns: int = 16, fit_episodes: int = 240,
                  fit_steps: int = 20_000, fit_learning_rate: float = 3e-3, fit_batch_size: int = 4096,
                  feature_threshold: float = 0.05, gate_decay: float = 1e-3, readout_decay: float = 0.03,
                  model_hidden_sizes: Sequence[int] = (256,), policy_features: str = "gate",
