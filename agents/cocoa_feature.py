@@ -146,8 +146,9 @@ class CocoaFeature(ClassHindsightEstimator):
     episodes of the initial policy (``prepare``), then frozen, as in the paper's code: the hindsight
     model learns coefficients for a fixed set of objects. The hindsight network reads an object's bit
     vector itself; credit and loss regroup exactly over the distinct patterns of the rewarding steps of
-    each batch (at most ``max_patterns``: O(B T K)). There is no exact variant: the objects themselves are
-    learned.
+    each batch (at most ``max_patterns``: O(B T K); the steps of further patterns add no counterfactual
+    credit, so the credit matches ``expected_credit`` only for batches within that bound). There is no
+    exact variant: the objects themselves are learned.
     """
 
     name = "cocoa-feature"

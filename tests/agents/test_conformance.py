@@ -29,7 +29,10 @@ UNBIASED = [name for name in NAMES if agents.make_for_env(name, _CLAIMS_ENV).est
 
 def build(name, setting):
     """(estimator, credit params, expectation params) for ``name`` on the setting's key-to-door."""
-    options = {"model_hidden_sizes": (32,)} if "model_hidden_sizes" in agents.estimator_parameters(name) else {}
+    parameters = agents.estimator_parameters(name)
+    options = {"model_hidden_sizes": (32,)} if "model_hidden_sizes" in parameters else {}
+    if "max_patterns" in parameters:  # random features give every cell its own pattern: room for all of them
+        options["max_patterns"] = setting["mdp"].num_states * setting["mdp"].num_actions
     estimator = agents.make_for_env(name, setting["env"], **options).estimator
     if estimator.exact:  # credit from float32 tables, its expectation from float64 ones
         params = estimator.exact_model(jnp.asarray(setting["probs64"], jnp.float32))
