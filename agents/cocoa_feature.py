@@ -28,7 +28,6 @@ class RewardFeatures:
 
     def __init__(self, num_features: int, threshold: float = 0.05):
         self.num_features = num_features
-        self.num_objects = 2 ** num_features
         self.threshold = threshold
 
     def init(self, key, observation_shape, num_actions):
@@ -129,6 +128,10 @@ def distinct_patterns(words, keep, size: int):
     Returns (class (N,) in [0, size], with ``size`` for rows not kept or beyond the first ``size``
     distinct ones; (size, W) the pattern of each class; (size,) whether the class holds one).
     """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive integer; got {size!r}")
+    if words.ndim != 2 or keep.shape != words.shape[:1]:
+        raise ValueError(f"words must be (N, W) and keep (N,); got {words.shape} and {keep.shape}")
     flagged = jnp.concatenate([words, (~keep).astype(jnp.uint32)[:, None]], axis=-1)  # rows not kept: flag 1
     unique = jnp.unique(flagged, axis=0, size=size + 1, fill_value=jnp.uint32(1))  # fill rows: flag 1 too
     real = unique[:, -1] == 0  # neither a row not kept nor filling

@@ -345,6 +345,8 @@ def test_distinct_patterns_number_each_kept_row_by_its_bit_pattern():
     few, _, real = (np.asarray(x) for x in distinct_patterns(words, jnp.asarray(keep), 5))
     assert real.all() and sorted(set(few.tolist())) == [0, 1, 2, 3, 4, 5]
     assert np.all(few[few < 5] == classes[few < 5])  # the first five distinct patterns keep their classes
+    with pytest.raises(ValueError, match="size must be a positive integer; got 0"):
+        distinct_patterns(words, jnp.asarray(keep), 0)
 
 
 @pytest.mark.parametrize("tabular", [True, False])
