@@ -25,14 +25,16 @@ import numpy as np
 from cocoa.benchmarks import backends
 from cocoa.benchmarks.claim_table import COALA_PAPER, Missing, markdown, row
 from cocoa.benchmarks.records import atomic_write, digest
-from cocoa.shaping import CLEANUP, COOPERATION, IPD, METRICS, ShapingConfig, train_analytic_pool, train_shaping
+from cocoa.shaping import (ANALYTIC_STARTS, CLEANUP, COOPERATION, IPD, METRICS, ShapingConfig, train_analytic_pool,
+                           train_shaping)
 
 NAME = "coala"
 DESCRIPTION = ("The COALA paper's IPD claims: shaping naive learners and mixed pools under COALA, M-FOS and "
                "batch-unaware rules with tabular meta policies (2 seeds x 2,000 updates), and the analytic IPD "
                "(about 10 minutes here).")
 RULES = ("coala", "m-fos", "batch-unaware")
-ANALYTIC_UPDATES = 600  # exact gradient steps of the analytic pool: converged well before
+ANALYTIC_UPDATES = 8000  # exact gradient steps of the analytic pool (AdamW 0.005, as the paper)
+ANALYTIC_LOG_EVERY = 400
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,16 +60,20 @@ class CoalaRun:
     updates: int = 2000
     log_every: int = 100
     sizes: tuple = (10, 20, 16)  # T, M, B
+    start: str = "defect"  # analytic runs only: the pool's first policy (cocoa.shaping.ANALYTIC_STARTS)
 
     @property
     def name(self) -> str:
         prefix = "" if self.env == IPD else "cleanup-"
-        return f"{prefix}{self.setting}-{self.policy.split()[0]}-{self.rule}-p{self.p_naive:g}"
+        suffix = "" if self.start == "defect" else f"-from-{self.start}"
+        return f"{prefix}{self.setting}-{self.policy.split()[0]}-{self.rule}-p{self.p_naive:g}{suffix}"
 
 
 def default_runs(updates: int = 2000, seeds=(0, 1), sizes=(10, 20, 16), log_every: int = 100) -> list[CoalaRun]:
     """The suite: shaping with each rule; mixed pools of 4 agents at p_naive 0.75 with each rule and
-    COALA without naive learners; the analytic shaping and mixed pool (COALA: the exact gradient)."""
+    COALA without naive learners; on the analytic IPD (the exact learning-aware gradient), shaping
+    from unconditional defection and pools of 2 (the paper's App. C.1) from unconditional defection
+    at p_naive 0.25, 0.75 and 0, and from tit-for-tat at 0.75."""
     common = dict(updates=updates, seeds=tuple(seeds), sizes=tuple(sizes), log_every=log_every)
     # A pool of 4 with 8 co-players each costs what one agent with 32 does; per-type normalisation
     # as in the paper (it lifts COALA's meta-vs-meta reward from 0.32 to 0.48 after 2,000 updates).
@@ -75,8 +81,10 @@ def default_runs(updates: int = 2000, seeds=(0, 1), sizes=(10, 20, 16), log_ever
     return ([CoalaRun("shaping", rule, **common) for rule in RULES]
             + [CoalaRun("mixed", rule, p_naive=0.75, **mixed) for rule in RULES]
             + [CoalaRun("mixed", "coala", p_naive=0.0, **mixed)]
-            + [CoalaRun("shaping", "coala", policy="analytic memory-1", seeds=(0,), population=1),
-               CoalaRun("mixed", "coala", policy="analytic memory-1", p_naive=0.75, seeds=(0, 1), population=4)])
+            + [CoalaRun("shaping", "coala", policy="analytic memory-1", seeds=(0,), population=1)]
+            + [CoalaRun("mixed", "coala", policy="analytic memory-1", p_naive=p, seeds=seeds, population=2, start=start)
+               for p, seeds, start in ((0.25, (0, 1), "defect"), (0.75, (0, 1), "defect"), (0.0, (0,), "defect"),
+                                       (0.75, (0, 1), "tit-for-tat"))])
 
 
 SEQUENCE_NAME = "coala-sequence"
@@ -169,13 +177,19 @@ def run_one(run: CoalaRun, progress: bool = True) -> dict:
     record = {"name": run.name, "env": run.env, "setting": run.setting, "rule": run.rule, "policy": run.policy,
               "p_naive": run.p_naive, "population": run.population, "seeds": list(run.seeds)}
     if run.policy.startswith("analytic"):
-        outs = [train_analytic_pool(population=run.population, p_naive=run.p_naive, seed=s, updates=ANALYTIC_UPDATES)
+        outs = [train_analytic_pool(population=run.population, p_naive=run.p_naive, seed=s, start=run.start,
+                                    updates=ANALYTIC_UPDATES, log_every=ANALYTIC_LOG_EVERY, progress=progress)
                 for s in run.seeds]
         for name in METRICS:
             record[name], record[name + "_se"] = _stat([o[name] for o in outs])
+            record[name + "_curve"] = np.mean([o[name + "_curve"] for o in outs], axis=0)
         if run.p_naive == 1.0:
             record["meta_vs_meta_reward"] = record["meta_vs_meta_reward_se"] = float("nan")
-        record.update(exact=True, updates=ANALYTIC_UPDATES, steps_per_update=None)
+            record["meta_vs_meta_reward_curve"] = None
+        # Each seed's pool-mean probabilities of cooperating after start, CC, CD, DC, DD.
+        record["cooperation_probabilities"] = [np.mean(1 / (1 + np.exp(-o["logits"])), axis=0) for o in outs]
+        record.update(exact=True, start=run.start, updates=ANALYTIC_UPDATES, update=outs[0]["update"],
+                      steps_per_update=None)
         return _clean(record)
     episode_length, episodes, batch = run.sizes
     config = ShapingConfig(env=run.env, episode_length=episode_length, episodes=episodes, batch_size=batch, rule=run.rule,
@@ -212,12 +226,14 @@ def _command(suite: str) -> str:
 def claims(records: list[dict], suite: str | None = None) -> list[dict]:
     """The paper's claims against the records (``claim_table`` rows: pass / fail / not run); only
     those the COALA suite named ``suite`` runs, if given (every claim of the paper by default)."""
-    by = {(r.get("env", IPD), r["setting"], r["policy"], r["rule"], r["p_naive"]): r for r in records}
+    by = {(r.get("env", IPD), r["setting"], r["policy"], r["rule"], r["p_naive"], r.get("start", "defect")): r
+          for r in records}
 
-    def get(setting, rule, p, policy="tabular", env=IPD):
-        if (env, setting, policy, rule, p) not in by:
-            raise Missing(f"no {env} {setting} {policy} {rule} run at p_naive {p:g}")
-        return by[(env, setting, policy, rule, p)]
+    def get(setting, rule, p, policy="tabular", env=IPD, start="defect"):
+        if (env, setting, policy, rule, p, start) not in by:
+            where = "" if start == "defect" else f" from {start}"
+            raise Missing(f"no {env} {setting} {policy} {rule} run at p_naive {p:g}{where}")
+        return by[(env, setting, policy, rule, p, start)]
 
     def shaping(policy):
         def measure():
@@ -247,8 +263,20 @@ def claims(records: list[dict], suite: str | None = None) -> list[dict]:
         return f"meta {c['meta_reward']:.3f}, naive {c['naive_reward']:.3f} (exact)", c["meta_reward"] > 1 > c["naive_reward"]
 
     def analytic_mixed():
-        c = get("mixed", "coala", 0.75, "analytic memory-1")
-        return f"meta-vs-meta {c['meta_vs_meta_reward']:.3f} (exact)", c["meta_vs_meta_reward"] > 0.8
+        low, high, alone = (get("mixed", "coala", p, "analytic memory-1") for p in (0.25, 0.75, 0.0))
+        text = (f"meta-vs-meta from unconditional defection: {_value(low, 'meta_vs_meta_reward')} at p_naive 0.25, "
+                f"{_value(high, 'meta_vs_meta_reward')} at 0.75, {_value(alone, 'meta_vs_meta_reward')} without "
+                f"naive learners (exact gradients, {len(low['seeds'])} seed(s), {low['updates']:,} updates)")
+        return text, low["meta_vs_meta_reward"] > 0.8 and alone["meta_vs_meta_reward"] < 0.3
+
+    def analytic_tit_for_tat():
+        c = get("mixed", "coala", 0.75, "analytic memory-1", start="tit-for-tat")
+        moved = max(float(np.max(np.abs(np.asarray(p) - ANALYTIC_STARTS["tit-for-tat"])))
+                    for p in c["cooperation_probabilities"])
+        text = (f"meta-vs-meta {_value(c, 'meta_vs_meta_reward')}; the policy moved up to {moved:.2f} in "
+                f"probability from tit-for-tat (p(C) after start, CC, CD, DC, DD, seed 0: "
+                f"{', '.join(f'{p:.2f}' for p in c['cooperation_probabilities'][0])})")
+        return text, c["meta_vs_meta_reward"] > 0.8 and moved > 0.1
 
     def cleanup_shaping():
         c, m, u = (get("shaping", r, 1.0, "gru", CLEANUP) for r in RULES)
@@ -267,6 +295,9 @@ def claims(records: list[dict], suite: str | None = None) -> list[dict]:
         return text, c["meta_vs_meta_reward"] > 1.1 * others
 
     ipd = "Sec. 5, the iterated prisoner's dilemma"
+    analytic = "Sec. 4.2, Fig. 3, the analytic iterated prisoner's dilemma"
+    analytic_setting = ("exact gradients, gamma 0.999, naive learners from uniformly random memory-1 policies, "
+                        "AdamW 0.005")
     tabular = "tabular meta agents, T 10 M 20 B 16, mean ± s.e. over seeds of the last 100 updates"
     command = "cocoa bench coala --out results/coala"
     sequence = {  # suite -> (its policy, how it is described)
@@ -288,11 +319,19 @@ def claims(records: list[dict], suite: str | None = None) -> list[dict]:
             "A pool without naive learners defects", COALA_PAPER, ipd, f"mixed pool of 4, p_naive 0, {tabular}",
             "< 0.3", DOCS, no_naive, command)),
         (NAME, row(
-            "Analytic IPD: exact shaping from all-defect escapes to extortion", COALA_PAPER, ipd,
-            "analytic IPD, memory-1 meta agent, exact gradients", "meta > 1 > naive", DOCS, analytic_shaping, command)),
+            "Analytic IPD: exact shaping from all-defect escapes to extortion", COALA_PAPER, analytic,
+            f"analytic IPD, memory-1 meta agent, {analytic_setting}", "meta > 1 > naive", DOCS, analytic_shaping,
+            command)),
         (NAME, row(
-            "Analytic IPD: a mixed pool cooperates", COALA_PAPER, ipd,
-            "analytic IPD, memory-1 pool of 4, p_naive 0.75, exact gradients", "> 0.8", DOCS, analytic_mixed, command)),
+            "Analytic IPD: cooperation emerges in a mixed pool, even from unconditional defection, but not in a "
+            "pool of meta agents only", COALA_PAPER, f"{analytic}; App. C.1, Fig. 9",
+            f"analytic IPD, memory-1 pools of 2, {analytic_setting}", "> 0.8 at p_naive 0.25, < 0.3 at 0", DOCS,
+            analytic_mixed, command)),
+        (NAME, row(
+            "Analytic IPD: tit-for-tat is not an equilibrium of the mixed pool, yet the pool it moves to still "
+            "cooperates", COALA_PAPER, "App. C.1, Fig. 10",
+            f"analytic IPD, memory-1 pool of 2 from tit-for-tat, p_naive 0.75, {analytic_setting}",
+            "meta-vs-meta > 0.8, a probability moved > 0.1", DOCS, analytic_tit_for_tat, command)),
         *[(suite, claim) for suite, (policy, label, agents) in sequence.items() for claim in (
             row(f"With sequence policies ({label}) COALA extorts naive learners where M-FOS and batch-unaware get "
                 "far less", COALA_PAPER, ipd, f"shaping, {agents}, meta-batch 8, T 10 M 20 B 16, the last 100 updates",
@@ -397,7 +436,8 @@ def write_report(records: list[dict], out: Path, failed: dict[str, str] | None =
              "| setting | policy | rule | p_naive | seeds | meta vs naive | naive | meta vs meta |",
              "|---|---|---|---|---|---|---|---|"]
     for r in records:
-        lines.append(f"| {r['setting']} | {r['policy']} | {r['rule']} | {r['p_naive']:g} | {len(r['seeds'])} | "
+        policy = r["policy"] + (f", from {r['start']}" if r.get("start") else "")
+        lines.append(f"| {r['setting']} | {policy} | {r['rule']} | {r['p_naive']:g} | {len(r['seeds'])} | "
                      f"{_value(r, 'meta_reward')} | {_value(r, 'naive_reward')} | {_value(r, 'meta_vs_meta_reward')} |")
     lines += ["", "## Claims", "", *markdown(rows, out)]
     if failed:

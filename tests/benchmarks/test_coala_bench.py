@@ -23,7 +23,7 @@ def test_a_small_suite_writes_its_records_and_claims_and_resumes(tmp_path, monke
     assert shaping["setting"] == "shaping" and shaping["meta_vs_meta_reward"] is None  # never played: null
     assert mixed["p_naive"] == 0.75 and -1.0 <= mixed["meta_vs_meta_reward"] <= 2.0
     rows = json.loads((tmp_path / "claims.json").read_text())
-    assert len(rows) == 5 and {r["status"] for r in rows} <= {"pass", "fail", "not run"}  # the coala suite's claims
+    assert len(rows) == 6 and {r["status"] for r in rows} <= {"pass", "fail", "not run"}  # the coala suite's claims
     assert all(r["paper"] and r["where"] and r["threshold"] and r["docs"].startswith("docs/") for r in rows)
     assert rows[2]["status"] == "not run"  # the pool without naive learners was not in this suite
     assert "## Claims" in report.read_text() and (tmp_path / "curves.png").exists()
@@ -48,7 +48,7 @@ def test_the_claims_pass_and_fail_on_their_thresholds():
     assert rows[0]["status"] == "fail"  # batch-unaware within 0.3 of COALA
     records[2]["meta_reward"] = 0.2
     assert coala.claims(records)[0]["status"] == "pass"
-    assert [r["status"] for r in coala.claims(records)[1:]] == ["not run"] * 10  # 2 GRU, 2 Hawk, 2 CleanUp
+    assert [r["status"] for r in coala.claims(records)[1:]] == ["not run"] * 11  # the suite's other 5, 2 GRU, 2 Hawk, 2 CleanUp
 
 
 def test_the_cli_knows_the_suite():
