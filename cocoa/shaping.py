@@ -710,7 +710,7 @@ def train_analytic_pool(*, population: int = 2, p_naive: float = 0.75, updates: 
 
     Returns: ``logits`` (P, 5); ``meta_reward`` and ``naive_reward`` (per step, along the learning
     trajectories of 256 fixed naive starts drawn as in training, pool mean); ``meta_vs_meta_reward``
-    (pool mean over ordered pairs i != j); ``update`` (N,) and the same three as curves (N,), every
+    (pool mean over ordered pairs i != j; NaN for a pool of one); ``update`` (N,) and the same three as curves (N,), every
     ``log_every`` updates (a progress bar unless ``progress`` is False).
     """
     if isinstance(p_naive, bool) or not isinstance(p_naive, (int, float)) or not 0 <= p_naive <= 1:
@@ -723,9 +723,9 @@ def train_analytic_pool(*, population: int = 2, p_naive: float = 0.75, updates: 
     check_integer("log_every", log_every, 1)
     if updates % log_every:
         raise ValueError(f"updates ({updates}) must be a whole number of log_every blocks ({log_every})")
-    if start not in ANALYTIC_STARTS:
+    if not isinstance(start, str) or start not in ANALYTIC_STARTS:
         raise ValueError(f"unknown start {start!r}; known: {', '.join(ANALYTIC_STARTS)}")
-    if naive_init not in ANALYTIC_NAIVE_INITS:
+    if not isinstance(naive_init, str) or naive_init not in ANALYTIC_NAIVE_INITS:
         raise ValueError(f"unknown naive_init {naive_init!r}; known: {', '.join(ANALYTIC_NAIVE_INITS)}")
     for name, value in (("naive_learning_rate", naive_learning_rate), ("learning_rate", learning_rate)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -760,8 +760,9 @@ def train_analytic_pool(*, population: int = 2, p_naive: float = 0.75, updates: 
             return jnp.mean(returns, axis=(0, 1))
 
         versus_naive = jax.vmap(along_learning)(pool)  # (P, 2)
+        alone = population == 1  # no pair of meta agents: no meta-vs-meta reward
         return {"meta_reward": jnp.mean(versus_naive[:, 0]), "naive_reward": jnp.mean(versus_naive[:, 1]),
-                "meta_vs_meta_reward": jnp.mean(versus_meta(pool, pool))}
+                "meta_vs_meta_reward": jnp.nan if alone else jnp.mean(versus_meta(pool, pool))}
 
     optimizer = optax.adamw(learning_rate)
 

@@ -29,11 +29,13 @@ def test_meta_agents_alone_stay_at_mutual_defection_and_shaping_alone_escapes_it
     assert alone["meta_vs_meta_reward"] < 0.01 and np.all(cooperation(alone) < 0.01)
     shaping = train_analytic_pool(p_naive=1.0, population=1, **FAST)
     assert shaping["meta_reward"] > 1.0 > shaping["naive_reward"]  # extortion: Sec. 4.2, Finding 1
+    assert np.isnan(shaping["meta_vs_meta_reward"])  # a pool of one plays no meta-vs-meta game
     assert cooperation(shaping)[0, 1] > 0.5  # it cooperates after mutual cooperation
 
 
 @pytest.mark.parametrize("options, message", [
     (dict(start="grim"), "unknown start 'grim'; known: defect, tit-for-tat"),
+    (dict(start=["defect"]), r"unknown start \['defect'\]; known"),
     (dict(naive_init="normal"), "unknown naive_init 'normal'; known: uniform, zero"),
     (dict(p_naive=1.5), "p_naive must be a probability"),
     (dict(discount=1.0), "discount must be a number in"),
