@@ -4,8 +4,9 @@ Meulemans et al., "Multi-agent cooperation through learning-aware policy gradien
 arXiv 2410.18636 (Algorithm 1, the mixed pools of Sec. 5); docs/estimators/coala.md.
 
 A meta-trajectory: a meta agent plays B parallel games of M inner episodes of T steps against one
-co-player. A meta agent's policy is fixed within the meta-trajectory: tabular logits per
-(inner-episode index, observation), the log-odds of cooperating. The co-player is either
+co-player. A meta agent's policy is fixed within the meta-trajectory: memory-1 logits per observation (the
+log-odds of cooperating, the same in every inner episode), tabular logits per (inner-episode index,
+observation), or a sequence policy over the whole meta-trajectory. The co-player is either
 
 * a naive learner: it starts from memory-1 logits 0 (or one of ``naive_inits`` fixed starts) and,
   after every inner episode, takes one policy-gradient step (Monte-Carlo returns within the
@@ -48,7 +49,8 @@ from cocoa import network_game
 
 IPD, CLEANUP = IteratedPrisonersDilemma.name, CleanUpLite.name
 ENVS = (IPD, CLEANUP)
-POLICIES = ("tabular", "gru", "hawk")
+POLICIES = ("tabular", "memory-1", "gru", "hawk")
+TABLE_POLICIES = ("tabular", "memory-1")  # logits looked up by observation, no network
 NAIVE_BASELINES = ("batch-mean", "value")
 META_BASELINES = ("none", "step-mean")
 META_OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd}
@@ -75,7 +77,8 @@ class ShapingConfig:
     batch_size: int = 16  # B
     meta_batch: int = 32  # independent co-players per meta agent and update
     rule: str = "coala"
-    # "tabular": logits per (inner-episode index, observation); "gru": a GRU over the whole
+    # "tabular": logits per (inner-episode index, observation); "memory-1": logits per observation, the
+    # same in every inner episode (the paper's analytic agents, App. C); "gru": a GRU over the whole
     # meta-trajectory, its state kept across inner episodes and reset only at the start; "hawk":
     # the same with one residual Hawk block (RG-LRU) in place of the GRU, the paper's choice.
     policy: str = "tabular"
@@ -166,9 +169,9 @@ class ShapingConfig:
         if self.env == CLEANUP and self.naive_policy != "network":
             raise ValueError(f"naive_policy {self.naive_policy!r} is the IPD's; on {CLEANUP} naive learners are "
                              "'network'")
-        if self.naive_policy == "network" and self.policy == "tabular":
+        if self.naive_policy == "network" and self.policy in TABLE_POLICIES:
             raise ValueError("naive_policy 'network' runs the meta agents' network, so the policy must be a "
-                             f"sequence policy, 'gru' or 'hawk'; got 'tabular'" + (f" (on {CLEANUP} it is always "
+                             f"sequence policy, 'gru' or 'hawk'; got {self.policy!r}" + (f" (on {CLEANUP} it is always "
                              "'network')" if self.env == CLEANUP else ""))
         if self.meta_optimizer not in META_OPTIMIZERS:
             raise ValueError(f"unknown meta_optimizer {self.meta_optimizer!r}; known meta optimizers: "
@@ -219,6 +222,15 @@ def tabular_policy(config: ShapingConfig) -> MetaPolicy:
     return MetaPolicy(init=lambda key: jnp.zeros((config.episodes, NUM_OBSERVATIONS)),
                       initial_state=lambda batch: jnp.zeros((batch, 0)),
                       apply=lambda params, state, seen, episode: (params[episode, seen], state))
+
+
+def memory_one_policy(config: ShapingConfig) -> MetaPolicy:
+    """Logits per observation (5,), the same in every inner episode, starting at 0: the memory-1 agent
+    of the paper's analytic IPD (App. C), here on the sampled game. Unlike ``tabular_policy`` it cannot
+    play the late inner episodes otherwise than the early ones."""
+    return MetaPolicy(init=lambda key: jnp.zeros(NUM_OBSERVATIONS),
+                      initial_state=lambda batch: jnp.zeros((batch, 0)),
+                      apply=lambda params, state, seen, episode: (params[seen], state))
 
 
 def _sequence_core(config: ShapingConfig, inputs, state):
@@ -315,7 +327,8 @@ def make_policy(config: ShapingConfig) -> MetaPolicy:
             return logits, state
 
         return MetaPolicy(init=init, initial_state=initial_state, apply=logits)
-    return {"tabular": tabular_policy, "gru": gru_policy, "hawk": hawk_policy}[config.policy](config)
+    return {"tabular": tabular_policy, "memory-1": memory_one_policy, "gru": gru_policy,
+            "hawk": hawk_policy}[config.policy](config)
 
 
 def _play_episode(env, policy, meta_params, opponent_params, naive_logits, is_naive, states, episode, key,
@@ -378,7 +391,8 @@ def make_meta_trajectory(config: ShapingConfig, policy: MetaPolicy | None = None
     ``observations`` (the observation index it saw), the co-player's ``co_rewards`` and
     ``co_cooperated``. One meta-trajectory against one co-player: a naive learner
     from the start logits where ``is_naive``, else the meta policy with the (fixed) opponent params.
-    With the tabular policy the params are logits (M, 5). ``policy``: the config's by default."""
+    With the tabular policy the params are logits (M, 5), with memory-1 (5,). ``policy``: the config's by
+    default."""
     env = IteratedPrisonersDilemma(episode_length=config.episode_length)
     policy = make_policy(config) if policy is None else policy
 
@@ -453,7 +467,7 @@ def _cooperation(config: ShapingConfig) -> Callable:
 
 def init_params(config: ShapingConfig, key=None):
     """The pool's starting params, each leaf with a leading population axis; the tabular policy's are
-    logits (population, M, 5), all zero (cooperate with probability 1/2)."""
+    logits (population, M, 5) and memory-1's (population, 5), all zero (cooperate with probability 1/2)."""
     key = jax.random.PRNGKey(0) if key is None else key
     return jax.vmap(make_policy(config).init)(jax.random.split(key, config.population))
 

@@ -170,6 +170,7 @@ def test_the_meta_critic_at_init_scales_the_policy_gradient_and_trains_the_value
      "meta_gae_lambda must be in \\[0, 1\\]; got 1.5"),
     (dict(env="CleanUpLite-v0", policy="gru", naive_policy="memory-1"), "on CleanUpLite-v0 naive learners are 'network'"),
     (dict(naive_policy="network"), "the policy must be a sequence policy, 'gru' or 'hawk'; got 'tabular'"),
+    (dict(naive_policy="network", policy="memory-1"), "a sequence policy, 'gru' or 'hawk'; got 'memory-1'"),
     (dict(env="CleanUpLite-v0"), "got 'tabular' \\(on CleanUpLite-v0 it is always 'network'\\)"),
     (dict(naive_policy="lstm"), "unknown naive_policy 'lstm'; known naive policies: memory-1, network"),
     (dict(env="Tennis-v0"), "unknown env 'Tennis-v0'; known shaping envs: IteratedPrisonersDilemma-v0, CleanUpLite-v0")])

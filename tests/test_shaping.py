@@ -1,4 +1,4 @@
-"""The tabular co-player shaping runner (cocoa.shaping): plumbing and learning of the naive co-player."""
+"""The co-player shaping runner (cocoa.shaping): plumbing and learning of the naive co-player."""
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +20,27 @@ def test_a_meta_trajectory_has_the_batch_layout_and_repeats_per_key():
     assert all(x.shape == (8, 24) for x in first.values())
     for name in first:
         np.testing.assert_array_equal(first[name], again[name])
+
+
+def test_a_memory_one_meta_agent_plays_as_a_tabular_one_with_the_same_logits_in_every_episode():
+    """memory-1 logits (5,) are the tabular policy's (M, 5) with one row repeated: the same games from
+    the same key, against a naive learner and against a meta agent; and its pool's params are (P, 5)."""
+    logits = jnp.array([1.5, -0.5, 0.3, -2.0, 0.8])
+    games = {}
+    for policy, params in (("memory-1", logits), ("tabular", jnp.tile(logits, (6, 1)))):
+        config = ShapingConfig(**SMALL, policy=policy)
+        run = jax.jit(make_meta_trajectory(config))
+        games[policy] = [run(params, jnp.zeros(5), jax.random.PRNGKey(4), -params, naive) for naive in (True, False)]
+    for memory_one, tabular in zip(games["memory-1"], games["tabular"]):
+        for name in tabular:
+            np.testing.assert_array_equal(memory_one[name], tabular[name])
+    assert init_params(ShapingConfig(**SMALL, policy="memory-1", population=3)).shape == (3, 5)
+    # ... and a tabular agent whose rows differ plays differently in the later episodes
+    config = ShapingConfig(**SMALL)
+    shifted = jnp.tile(logits, (6, 1)).at[3:].add(-5.0)
+    late = jax.jit(make_meta_trajectory(config))(shifted, jnp.zeros(5), jax.random.PRNGKey(4), -shifted, False)
+    assert not np.array_equal(late["cooperated"][:, 12:], games["tabular"][1]["cooperated"][:, 12:])
+    np.testing.assert_array_equal(late["cooperated"][:, :12], games["tabular"][1]["cooperated"][:, :12])
 
 
 def test_the_co_player_learns_to_defect_against_a_defector_within_the_meta_trajectory():
@@ -81,7 +102,7 @@ def test_the_opponent_type_is_drawn_with_p_naive():
     (dict(rule="lola"), "unknown rule 'lola'"), (dict(batch_size=0), "batch_size must be an integer >= 1"),
     (dict(naive_learning_rate=-1.0), "naive_learning_rate must be a positive number"),
     (dict(p_naive=1.5), "p_naive must be a probability in \\[0, 1\\]; got 1.5"),
-    (dict(population=0), "population must be an integer >= 1"), (dict(policy="lstm"), "unknown policy .lstm.; known policies: tabular, gru, hawk"),
+    (dict(population=0), "population must be an integer >= 1"), (dict(policy="lstm"), "unknown policy .lstm.; known policies: tabular, memory-1, gru, hawk"),
     (dict(naive_baseline="critic"), "unknown naive_baseline .critic.; known baselines: batch-mean, value"),
     (dict(naive_value_learning_rate=2.0), "naive_value_learning_rate must be in \\(0, 1\\]; got 2.0"),
     (dict(naive_inits=-1), "naive_inits must be an integer >= 0; got -1"),
@@ -223,11 +244,11 @@ def test_the_step_mean_baseline_is_refused_with_a_critic():
 # --- the replay of the meta policy, and PPO --------------------------------------------------------
 
 @pytest.mark.parametrize("options", [
-    dict(), dict(policy="gru", hidden_size=8), dict(policy="hawk", hidden_size=8),
+    dict(), dict(policy="memory-1"), dict(policy="gru", hidden_size=8), dict(policy="hawk", hidden_size=8),
     dict(policy="gru", hidden_size=8, naive_policy="network"),
     dict(env="CleanUpLite-v0", episode_length=6, policy="hawk", hidden_size=8)], ids=str)
 def test_the_replay_under_the_playing_params_gives_the_games_log_probs(options):
-    """Tabular, GRU and Hawk meta agents on the IPD, network games on the IPD and CleanUp-lite: the
+    """Tabular, memory-1, GRU and Hawk meta agents on the IPD, network games on the IPD and CleanUp-lite: the
     meta policy run again over what it saw gives back the games' log-probs (and values), so PPO's
     ratio starts at 1."""
     from cocoa.shaping import make_game, make_replay
