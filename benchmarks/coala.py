@@ -3,8 +3,9 @@ the shaping runner (``cocoa.shaping``) and the analytic IPD, as ``DIR/results.js
 run), ``DIR/report.md`` and two figures.
 
 Meulemans et al., "Multi-agent cooperation through learning-aware policy gradients", ICLR 2025,
-arXiv 2410.18636 (Sec. 5); docs/estimators/coala.md. ``coala``: the IPD with tabular meta agents at
-the paper's IPD sizes (T 10, M 20, B 16), the meta-batch cut to fit a CPU; ``coala-sequence``: the
+arXiv 2410.18636 (Sec. 5); docs/estimators/coala.md. ``coala``: the IPD with memory-1 meta agents (and
+COALA's mixed pool again with tabular ones, logits per inner episode) at the paper's IPD sizes (T 10,
+M 20, B 16), the meta-batch cut to fit a CPU, and the analytic IPD; ``coala-sequence``: the
 same with GRU meta agents; ``coala-hawk``: the same with the paper's Hawk block; ``coala-cleanup``: CleanUp-lite with GRU meta agents and A2C network naive
 learners, far below the paper's scale. Every finished run is saved at once (``DIR/runs/NAME.json``)
 and kept on a rerun: an interrupted suite resumes.
@@ -30,8 +31,8 @@ from cocoa.shaping import (ANALYTIC_STARTS, CLEANUP, COOPERATION, IPD, METRICS, 
 
 NAME = "coala"
 DESCRIPTION = ("The COALA paper's IPD claims: shaping naive learners and mixed pools under COALA, M-FOS and "
-               "batch-unaware rules with tabular meta policies (2 seeds x 2,000 updates), and the analytic IPD "
-               "(about 10 minutes here).")
+               "batch-unaware rules with memory-1 meta policies (COALA's mixed pool also with tabular ones, logits "
+               "per inner episode; 2 seeds x 2,000 updates), and the analytic IPD (about 11 minutes here).")
 RULES = ("coala", "m-fos", "batch-unaware")
 ANALYTIC_UPDATES = 8000  # exact gradient steps of the analytic pool (AdamW 0.005, as the paper)
 ANALYTIC_LOG_EVERY = 400
@@ -39,13 +40,13 @@ ANALYTIC_LOG_EVERY = 400
 
 @dataclasses.dataclass(frozen=True)
 class CoalaRun:
-    """One run: ``setting`` "shaping" or "mixed", on the sampled IPD ("tabular") or the analytic one,
-    or on CleanUp-lite (``env``)."""
+    """One run: ``setting`` "shaping" or "mixed", on the sampled IPD (``policy`` "memory-1", "tabular",
+    "gru" or "hawk") or the analytic one, or on CleanUp-lite (``env``)."""
 
     setting: str
     rule: str
     env: str = IPD
-    policy: str = "tabular"  # "gru" or "hawk" (sequence policies), or "analytic memory-1"
+    policy: str = "tabular"  # "memory-1", "gru" or "hawk" (cocoa.shaping.POLICIES), or "analytic memory-1"
     meta_learning_rate: float = 0.05
     p_naive: float = 1.0
     population: int = 1
@@ -70,17 +71,19 @@ class CoalaRun:
 
 
 def default_runs(updates: int = 2000, seeds=(0, 1), sizes=(10, 20, 16), log_every: int = 100) -> list[CoalaRun]:
-    """The suite: shaping with each rule; mixed pools of 4 agents at p_naive 0.75 with each rule and
-    COALA without naive learners; on the analytic IPD (the exact learning-aware gradient), shaping
-    from unconditional defection and pools of 2 (the paper's App. C.1) from unconditional defection
-    at p_naive 0.25, 0.75 and 0, and from tit-for-tat at 0.75."""
+    """The suite: with memory-1 meta agents, shaping with each rule, mixed pools of 4 agents at p_naive
+    0.75 with each rule and COALA without naive learners; COALA's mixed pool at 0.75 again with tabular
+    agents (logits per inner episode), whose late episodes defect; on the analytic IPD (the exact
+    learning-aware gradient), shaping from unconditional defection and pools of 2 (the paper's App.
+    C.1) from unconditional defection at p_naive 0.25, 0.75 and 0, and from tit-for-tat at 0.75."""
     common = dict(updates=updates, seeds=tuple(seeds), sizes=tuple(sizes), log_every=log_every)
     # A pool of 4 with 8 co-players each costs what one agent with 32 does; per-type normalisation
     # as in the paper (it lifts COALA's meta-vs-meta reward from 0.32 to 0.48 after 2,000 updates).
     mixed = dict(population=4, meta_batch=8, normalize_advantages=True, **common)
-    return ([CoalaRun("shaping", rule, **common) for rule in RULES]
-            + [CoalaRun("mixed", rule, p_naive=0.75, **mixed) for rule in RULES]
-            + [CoalaRun("mixed", "coala", p_naive=0.0, **mixed)]
+    return ([CoalaRun("shaping", rule, policy="memory-1", **common) for rule in RULES]
+            + [CoalaRun("mixed", rule, policy="memory-1", p_naive=0.75, **mixed) for rule in RULES]
+            + [CoalaRun("mixed", "coala", policy="memory-1", p_naive=0.0, **mixed)]
+            + [CoalaRun("mixed", "coala", policy="tabular", p_naive=0.75, **mixed)]
             + [CoalaRun("shaping", "coala", policy="analytic memory-1", seeds=(0,), population=1)]
             + [CoalaRun("mixed", "coala", policy="analytic memory-1", p_naive=p, seeds=seeds, population=2, start=start)
                for p, seeds, start in ((0.25, (0, 1), "defect"), (0.75, (0, 1), "defect"), (0.0, (0,), "defect"),
@@ -254,8 +257,16 @@ def claims(records: list[dict], suite: str | None = None) -> list[dict]:
             return text, c["meta_vs_meta_reward"] > 0.8 and others < 0.3
         return measure
 
+    def mixed_tabular():
+        c = get("mixed", "coala", 0.75, "tabular")
+        late = c.get("meta_vs_meta_cooperation") or []
+        text = (f"meta-vs-meta {_value(c, 'meta_vs_meta_reward')}; cooperation per inner episode "
+                f"{' '.join('–' if x is None else f'{x:.2f}' for x in late)} ({len(c['seeds'])} seed(s), "
+                f"{c['updates']:,} updates)")
+        return text, c["meta_vs_meta_reward"] > 0.8
+
     def no_naive():
-        c = get("mixed", "coala", 0.0)
+        c = get("mixed", "coala", 0.0, "memory-1")
         return f"meta-vs-meta {_value(c, 'meta_vs_meta_reward')}", c["meta_vs_meta_reward"] < 0.3
 
     def analytic_shaping():
@@ -298,7 +309,9 @@ def claims(records: list[dict], suite: str | None = None) -> list[dict]:
     analytic = "Sec. 4.2, Fig. 3, the analytic iterated prisoner's dilemma"
     analytic_setting = ("exact gradients, gamma 0.999, naive learners from uniformly random memory-1 policies, "
                         "AdamW 0.005")
-    tabular = "tabular meta agents, T 10 M 20 B 16, mean ± s.e. over seeds of the last 100 updates"
+    sampled = "T 10 M 20 B 16, mean ± s.e. over seeds of the last 100 updates"
+    memory_one = f"memory-1 meta agents (5 logits, the same in every inner episode), {sampled}"
+    tabular = f"tabular meta agents (5 logits per inner episode), {sampled}"
     command = "cocoa bench coala --out results/coala"
     sequence = {  # suite -> (its policy, how it is described)
         SEQUENCE_NAME: ("gru", "GRU", "GRU meta agents (width 32)"),
@@ -309,14 +322,17 @@ def claims(records: list[dict], suite: str | None = None) -> list[dict]:
     table = [  # (the suite that runs the claim, its row)
         (NAME, row(
             "COALA extorts naive learners (meta above 1, naive below 1) where M-FOS and batch-unaware get far less",
-            COALA_PAPER, ipd, f"shaping, {tabular}", "COALA meta > 1 > naive, and > the others + 0.3", DOCS,
-            shaping("tabular"), command)),
+            COALA_PAPER, ipd, f"shaping, {memory_one}", "COALA meta > 1 > naive, and > the others + 0.3", DOCS,
+            shaping("memory-1"), command)),
         (NAME, row(
             "In a mixed pool (p_naive 0.75) COALA agents cooperate with each other; M-FOS and batch-unaware defect",
-            COALA_PAPER, ipd, f"mixed pool of 4, {tabular}", "COALA > 0.8, the others < 0.3", DOCS, mixed("tabular"),
-            command)),
+            COALA_PAPER, ipd, f"mixed pool of 4, {memory_one}", "COALA > 0.8, the others < 0.3", DOCS,
+            mixed("memory-1"), command)),
         (NAME, row(
-            "A pool without naive learners defects", COALA_PAPER, ipd, f"mixed pool of 4, p_naive 0, {tabular}",
+            "The same COALA pool with tabular meta agents, which can play each inner episode otherwise, cooperates",
+            COALA_PAPER, ipd, f"mixed pool of 4, p_naive 0.75, {tabular}", "> 0.8", DOCS, mixed_tabular, command)),
+        (NAME, row(
+            "A pool without naive learners defects", COALA_PAPER, ipd, f"mixed pool of 4, p_naive 0, {memory_one}",
             "< 0.3", DOCS, no_naive, command)),
         (NAME, row(
             "Analytic IPD: exact shaping from all-defect escapes to extortion", COALA_PAPER, analytic,
@@ -371,7 +387,12 @@ def _figures(records: list[dict], out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     sampled = [r for r in records if not r["exact"]]
+    several = len({r["policy"] for r in sampled}) > 1
     policies = "/".join(sorted({r["policy"] for r in sampled}))
+
+    def name(r):  # the legend's name of a run: its rule, and its policy where the policies differ
+        return f"{r['policy']} {r['rule']}" if several else r["rule"]
+
     seeds = sorted({len(r["seeds"]) for r in sampled})
     seeds = "/".join(map(str, seeds)) + " seeds, mean"
     env = _env(records)
@@ -379,10 +400,10 @@ def _figures(records: list[dict], out: Path) -> list[str]:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for r in sampled:
         if r["setting"] == "shaping":
-            axes[0].plot(r["update"], r["meta_reward_curve"], label=f"{r['rule']} meta")
-            axes[0].plot(r["update"], r["naive_reward_curve"], "--", label=f"{r['rule']} naive")
+            axes[0].plot(r["update"], r["meta_reward_curve"], label=f"{name(r)} meta")
+            axes[0].plot(r["update"], r["naive_reward_curve"], "--", label=f"{name(r)} naive")
         elif r["p_naive"] > 0:
-            axes[1].plot(r["update"], r["meta_vs_meta_reward_curve"], label=f"{r['rule']} meta vs meta")
+            axes[1].plot(r["update"], r["meta_vs_meta_reward_curve"], label=f"{name(r)} meta vs meta")
     for ax, title in zip(axes, ("Shaping naive learners", "Mixed pool, p_naive 0.75")):
         ax.set(xlabel="meta update", ylabel="reward per step", title=f"{short}, {policies} meta agents: {title} ({seeds})")
         if env == IPD:  # mutual cooperation's reward
@@ -392,15 +413,20 @@ def _figures(records: list[dict], out: Path) -> list[str]:
     fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=110)
     plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for r in sampled:
         if r["setting"] == "shaping":
-            ax.plot(np.arange(1, len(r["meta_cooperation"]) + 1), r["meta_cooperation"], label=f"{r['rule']} meta")
-            ax.plot(np.arange(1, len(r["naive_cooperation"]) + 1), r["naive_cooperation"], "--",
-                    label=f"{r['rule']} naive")
-    ax.set(xlabel="inner episode of the meta-trajectory", ylabel=cooperation,
-           title=f"{short} shaping: cooperation within a meta-trajectory ({seeds})")
-    ax.legend(fontsize=7)
+            episodes = np.arange(1, len(r["meta_cooperation"]) + 1)
+            axes[0].plot(episodes, r["meta_cooperation"], label=f"{name(r)} meta")
+            axes[0].plot(episodes, r["naive_cooperation"], "--", label=f"{name(r)} naive")
+        elif r["p_naive"] > 0 and r.get("meta_vs_meta_cooperation"):
+            episodes = np.arange(1, len(r["meta_vs_meta_cooperation"]) + 1)
+            axes[1].plot(episodes, np.asarray(r["meta_vs_meta_cooperation"], float), label=f"{name(r)} meta vs meta")
+    for ax, title in zip(axes, ("shaping", "mixed pools, meta vs meta")):
+        ax.set(xlabel="inner episode of the meta-trajectory", ylabel=cooperation, title=f"{short} {title} ({seeds})")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.suptitle("Cooperation within a meta-trajectory, the last block of updates")
     fig.tight_layout()
     fig.savefig(out / "cooperation.png", dpi=110)
     plt.close(fig)

@@ -10,11 +10,12 @@ from cocoa.benchmarks import coala
 
 def test_a_small_suite_writes_its_records_and_claims_and_resumes(tmp_path, monkeypatch):
     runs = [run for run in coala.default_runs(updates=4, seeds=(0, 1), sizes=(2, 3, 2), log_every=2)
-            if run.name in ("shaping-tabular-coala-p1", "mixed-tabular-coala-p0.75")]
+            if run.name in ("shaping-memory-1-coala-p1", "mixed-memory-1-coala-p0.75", "mixed-tabular-coala-p0.75")]
     report = coala.run_suite(tmp_path, runs, progress=False)
     records = json.loads((tmp_path / "results.json").read_text())
     assert [r["name"] for r in records] == [r.name for r in runs]
-    shaping, mixed = records
+    shaping, mixed, tabular = records
+    assert (shaping["policy"], mixed["policy"], tabular["policy"]) == ("memory-1", "memory-1", "tabular")
     for record in records:
         for field in ("setting", "rule", "policy", "p_naive", "seeds", "meta_reward", "naive_reward",
                       "meta_vs_meta_reward", "meta_cooperation"):
@@ -23,10 +24,11 @@ def test_a_small_suite_writes_its_records_and_claims_and_resumes(tmp_path, monke
     assert shaping["setting"] == "shaping" and shaping["meta_vs_meta_reward"] is None  # never played: null
     assert mixed["p_naive"] == 0.75 and -1.0 <= mixed["meta_vs_meta_reward"] <= 2.0
     rows = json.loads((tmp_path / "claims.json").read_text())
-    assert len(rows) == 6 and {r["status"] for r in rows} <= {"pass", "fail", "not run"}  # the coala suite's claims
+    assert len(rows) == 7 and {r["status"] for r in rows} <= {"pass", "fail", "not run"}  # the coala suite's claims
     assert all(r["paper"] and r["where"] and r["threshold"] and r["docs"].startswith("docs/") for r in rows)
-    assert rows[2]["status"] == "not run"  # the pool without naive learners was not in this suite
+    assert rows[3]["status"] == "not run"  # the pool without naive learners was not in this suite
     assert "## Claims" in report.read_text() and (tmp_path / "curves.png").exists()
+    assert (tmp_path / "cooperation.png").exists()
 
     # A rerun trains nothing: every finished run is read back.
     def refuse(*args, **kwargs):
@@ -38,7 +40,7 @@ def test_a_small_suite_writes_its_records_and_claims_and_resumes(tmp_path, monke
 
 
 def test_the_claims_pass_and_fail_on_their_thresholds():
-    def record(setting, rule, p, meta=0.0, naive=0.0, mvm=0.0, policy="tabular"):
+    def record(setting, rule, p, meta=0.0, naive=0.0, mvm=0.0, policy="memory-1"):
         return {"setting": setting, "rule": rule, "p_naive": p, "policy": policy, "meta_reward": meta,
                 "naive_reward": naive, "meta_vs_meta_reward": mvm, "seeds": [0, 1], "updates": 2000}
 
@@ -48,7 +50,16 @@ def test_the_claims_pass_and_fail_on_their_thresholds():
     assert rows[0]["status"] == "fail"  # batch-unaware within 0.3 of COALA
     records[2]["meta_reward"] = 0.2
     assert coala.claims(records)[0]["status"] == "pass"
-    assert [r["status"] for r in coala.claims(records)[1:]] == ["not run"] * 11  # the suite's other 5, 2 GRU, 2 Hawk, 2 CleanUp
+    assert [r["status"] for r in coala.claims(records)[1:]] == ["not run"] * 12  # the suite's other 6, 2 GRU, 2 Hawk, 2 CleanUp
+    # The mixed-pool claim is read per policy: memory-1 agents cooperating do not pass the tabular row.
+    records += [record("mixed", "coala", 0.75, mvm=0.95), record("mixed", "m-fos", 0.75, mvm=0.0),
+                record("mixed", "batch-unaware", 0.75, mvm=0.1)]
+    records.append(dict(records[-3], policy="tabular", meta_vs_meta_reward=0.6, meta_vs_meta_cooperation=[1.0, 0.2]))
+    rows = coala.claims(records)
+    assert [r["status"] for r in rows[1:3]] == ["pass", "fail"] and "tabular" in rows[2]["setting"]
+    assert "1.00 0.20" in rows[2]["measured"]  # the cooperation per inner episode, where the late ones defect
+    records[-1]["meta_vs_meta_reward"] = 0.9
+    assert coala.claims(records)[2]["status"] == "pass"
 
 
 def test_the_cli_knows_the_suite():
@@ -113,7 +124,7 @@ def test_a_small_cleanup_suite_writes_a_cleanup_report(tmp_path):
 
 def test_a_changed_run_is_trained_again_and_an_unchanged_one_is_not(tmp_path, monkeypatch):
     (run,) = [r for r in coala.default_runs(updates=2, seeds=(0,), sizes=(2, 2, 2), log_every=1)
-              if r.name == "shaping-tabular-coala-p1"]
+              if r.name == "shaping-memory-1-coala-p1"]
     coala.run_suite(tmp_path, [run], progress=False)
     trained = []
     real = coala.train_shaping
