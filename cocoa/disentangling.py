@@ -52,16 +52,13 @@ def context_credit_matrix(env: TaskInterleaving, agent: Agent, state: AgentState
     context_of = np.append(env._states[:, 1], -1)  # the context of every tabular state (-1: terminal)
     value_class = np.abs(rewards[..., None] - np.asarray(mdp.reward_values)).argmin(-1)  # (B, T) reward slot
     object_class = np.asarray(hindsight_map)[states, actions, value_class]  # (B, T) U_k's class
+    # Every (episode b, query step t, later rewarded answer step k > t) triple at once.
+    later = np.triu(np.ones((rewards.shape[1],) * 2, bool), k=1)  # (T, T): k > t
+    b, t, k = np.nonzero(query[:, :, None] & (answer & (rewards > 0))[:, None, :] & later)
+    time = np.minimum(t, coefficients.shape[0] - 1)
+    w = coefficients[time, states[b, t], actions[b, t], object_class[b, k]]
     total = np.zeros((env.contexts, env.contexts))
     count = np.zeros((env.contexts, env.contexts), np.int64)
-    episode, t = np.nonzero(query)
-    for b, step in zip(episode, t):
-        later = np.flatnonzero(answer[b, step + 1:] & (rewards[b, step + 1:] > 0)) + step + 1
-        if later.size == 0:
-            continue
-        time = min(step, coefficients.shape[0] - 1)
-        w = coefficients[time, states[b, step], actions[b, step], object_class[b, later]]
-        i, js = context_of[states[b, step]], context_of[states[b, later]]
-        np.add.at(total, (i, js), np.abs(w - 1.0))
-        np.add.at(count, (i, js), 1)
+    np.add.at(total, (context_of[states[b, t]], context_of[states[b, k]]), np.abs(w - 1.0))
+    np.add.at(count, (context_of[states[b, t]], context_of[states[b, k]]), 1)
     return np.where(count > 0, total / np.maximum(count, 1), np.nan), count

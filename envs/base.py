@@ -101,8 +101,14 @@ class Environment(abc.ABC):
         return self.step_from_noise(noise, state, action, self._params(params))
 
     def tabular_mdp(self, params=None) -> TabularMDP:
-        """The exact tabular form of this environment (for the oracle)."""
-        return self.build_tabular_mdp(self._params(params))
+        """The exact tabular form of this environment (for the oracle); built once for the default params."""
+        if params is not None and params is not self.default_params:
+            return self.build_tabular_mdp(params)
+        cached = self.__dict__.get("_default_mdp")
+        if cached is None or cached[0] is not self.default_params:  # params are immutable: same object, same table
+            cached = (self.default_params, self.build_tabular_mdp(self.default_params))
+            self.__dict__["_default_mdp"] = cached
+        return cached[1]
 
     def _params(self, params):
         return self.default_params if params is None else params

@@ -25,39 +25,35 @@ def local_ray():
     ray.shutdown()
 
 
-def test_the_smoke_suite_through_ray_gives_the_same_results_csv(local_ray, tmp_path, capsys):
-    assert main(["bench", "smoke", "--out", str(tmp_path / "local"), "--no-progress"]) == 0
-    assert main(["bench", "smoke", "--out", str(tmp_path / "ray"), "--no-progress", "--backend", "ray"]) == 0
-    local, remote = ((tmp_path / name / "results.csv").read_text() for name in ("local", "ray"))
-    assert local == remote and len(local.splitlines()) > 10
-    spec = suites.get("smoke").runs[0]
-    assert runner.is_finished(tmp_path / "ray", spec)
-
-
-def test_a_failing_ray_run_is_reported_and_an_interrupted_one_resumes(local_ray, tmp_path):
+def test_an_interrupted_ray_suite_resumes_reports_its_failure_and_matches_the_local_results(
+        local_ray, tmp_path, monkeypatch):
+    """One bad run and two smoke runs: in-process for reference, then through Ray, interrupted at the first
+    finished run and resumed from the command line; the same results.csv, the failure reported."""
     good = suites.get("smoke").runs[:2]
     bad = dataclasses.replace(good[0], env_params={"length": 1})
     suite = suites.Suite("mixed", "one bad run, two good", (bad, *good))
+    monkeypatch.setitem(suites.SUITES, suite.name, suite)
+    runner.run_suite(suite, tmp_path / "local", progress=False, log=lambda _: None)
 
     def interrupt_at_first_finish(message):
         if "done in" in message:
             raise KeyboardInterrupt
 
+    remote = tmp_path / "ray"
     with pytest.raises(KeyboardInterrupt):
-        runner.run_suite(suite, tmp_path, progress=False, log=interrupt_at_first_finish,
-                         backend=backends.RayBackend())
-    finished = [spec for spec in good if runner.is_finished(tmp_path, spec)]
+        runner.run_suite(suite, remote, progress=False, log=interrupt_at_first_finish, backend=backends.RayBackend())
+    finished = [spec for spec in good if runner.is_finished(remote, spec)]
     assert len(finished) == 1, "the interrupt came at the first finished run; the other was cancelled"
-    kept = (runner.run_dir(tmp_path, finished[0]) / "summary.json").read_text()
+    kept = (runner.run_dir(remote, finished[0]) / "summary.json").read_text()
 
-    messages = []
-    report = runner.run_suite(suite, tmp_path, progress=False, log=messages.append, backend=backends.RayBackend())
-    assert any("already finished, kept" in m and finished[0].agent in m for m in messages)
-    assert (runner.run_dir(tmp_path, finished[0]) / "summary.json").read_text() == kept
-    assert all(runner.is_finished(tmp_path, spec) for spec in good)
-    failed = runner.failures(suite, tmp_path)
+    assert main(["bench", "mixed", "--out", str(remote), "--no-progress", "--backend", "ray"]) == 1  # one failed
+    assert (runner.run_dir(remote, finished[0]) / "summary.json").read_text() == kept  # kept, not trained again
+    assert all(runner.is_finished(remote, spec) for spec in good)
+    failed = runner.failures(suite, remote)
     assert list(failed) == [bad.run_id] and "length" in failed[bad.run_id]
-    assert "1 run(s) failed" in report.read_text()
+    assert "1 run(s) failed" in (remote / "report.md").read_text()
+    local, through_ray = ((folder / "results.csv").read_text() for folder in (tmp_path / "local", remote))
+    assert local == through_ray and len(local.splitlines()) > 5
 
 
 def _probe(item, progress):

@@ -92,6 +92,14 @@ def test_sampled_dynamics_match_the_tabular_mdp(name, settings):
                           wrong[busiest:busiest + 1])
 
 
+def test_the_default_table_is_built_once_and_other_params_get_their_own():
+    env = envs.make("LinearKeyToDoor-v0", length=9)
+    assert env.tabular_mdp() is env.tabular_mdp() is env.tabular_mdp(env.default_params)
+    longer = envs.make("LinearKeyToDoor-v0", length=11)
+    other = env.tabular_mdp(longer.default_params)  # same class, other params: built for them
+    assert other.num_states == longer.tabular_mdp().num_states > env.tabular_mdp().num_states
+
+
 @pytest.mark.parametrize("name, settings", CASES)
 def test_the_same_key_gives_the_same_episodes(name, settings):
     _, run = _sampler(envs.make(name, **settings), 3, 64)
