@@ -29,7 +29,6 @@ eagerly a ``ValueError``; under ``jax.jit`` (where values cannot be inspected) t
 
 from __future__ import annotations
 
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -184,8 +183,17 @@ def gradient_quality(gradients, true_gradient, expected_gradient=None, weights=N
     gradients, true_gradient = jnp.asarray(gradients), jnp.asarray(true_gradient)
     chex.assert_rank([gradients, true_gradient], [2, 1])
     chex.assert_shape(true_gradient, gradients.shape[1:])
+    # Every check once, on the concrete values, then the metrics as one compiled program (eagerly,
+    # each of their few dozen operations would dispatch, and compile, on its own).
+    _check_true_gradient(true_gradient)
+    _check_batch_size(batch_size)
+    return _gradient_quality(gradients, true_gradient, expected_gradient, probability_weights(gradients, weights),
+                             batch_size)
+
+
+@jax.jit
+def _gradient_quality(gradients, true_gradient, expected_gradient, weights, batch_size):
     true_norm_squared = _check_true_gradient(true_gradient)
-    weights = probability_weights(gradients, weights)
     sample_mean = weighted_mean(gradients, weights)
     mean = sample_mean if expected_gradient is None else _expected_gradient(gradients, weights, expected_gradient)
     quality = {

@@ -83,6 +83,27 @@ def per_trajectory_gradients(agent: Agent, agent_state: AgentState, trajectories
     return jnp.concatenate(chunks)
 
 
+class _Identity:
+    """Hashes and compares by the object's identity (a ``TabularMDP`` holds arrays, so has no hash); as a
+    cache key it also keeps the object alive, so its ``id`` cannot be reused meanwhile."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __hash__(self):
+        return id(self.value)
+
+    def __eq__(self, other):
+        return isinstance(other, _Identity) and other.value is self.value
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(function, agent: Agent, mdp: _Identity, first_step_only: bool):
+    """``function(agent, agent_state, mdp, first_step_only)`` as one compiled program of the agent state:
+    eagerly its few hundred oracle operations would each dispatch, and compile, on their own."""
+    return jax.jit(functools.partial(function, agent, mdp=mdp.value, first_step_only=first_step_only))
+
+
 def true_gradient(agent: Agent, agent_state: AgentState, mdp: TabularMDP, *,
                   first_step_only: bool = False) -> jax.Array:
     """(P,) the exact policy gradient g* = ∇_θ J w.r.t. the policy network, flattened.
@@ -90,6 +111,10 @@ def true_gradient(agent: Agent, agent_state: AgentState, mdp: TabularMDP, *,
     With ``first_step_only``: only the t = 0 term of the policy-gradient theorem,
     Σ_s d_0(s) Σ_a ∇π(a|s) Q_0(s, a) (docs/oracle.md).
     """
+    return _compiled(_true_gradient, agent, _Identity(mdp), bool(first_step_only))(agent_state)
+
+
+def _true_gradient(agent, agent_state, *, mdp, first_step_only):
     params, epsilon = agent_state.policy_params, agent.config.epsilon
     if first_step_only:
         q = oracle.q_values(mdp, agent.policy_table(params, mdp))
@@ -103,6 +128,10 @@ def true_gradient(agent: Agent, agent_state: AgentState, mdp: TabularMDP, *,
 def expected_gradient(agent: Agent, agent_state: AgentState, mdp: TabularMDP, *,
                       first_step_only: bool = False) -> jax.Array:
     """(P,) the estimator's exact expected gradient ḡ, from its ``expected_credit`` (docs/index.md)."""
+    return _compiled(_expected_gradient, agent, _Identity(mdp), bool(first_step_only))(agent_state)
+
+
+def _expected_gradient(agent, agent_state, *, mdp, first_step_only):
     params = agent_state.policy_params
     credit = agent.estimator.expected_credit(model_params_for(agent, agent_state), mdp,
                                              agent.policy_table(params, mdp))
