@@ -148,8 +148,8 @@ def test_the_meta_critic_at_init_scales_the_policy_gradient_and_trains_the_value
     assert critic.meta_baseline == "none" and ShapingConfig(**options).meta_baseline == "step-mean"
     params = init_params(plain)
     key = jax.random.PRNGKey(3)
-    without, metrics_without = make_meta_gradient(plain)(params, key)
-    with_critic, metrics_with = make_meta_gradient(critic)(params, key)
+    without, metrics_without = jax.jit(make_meta_gradient(plain))(params, key)
+    with_critic, metrics_with = jax.jit(make_meta_gradient(critic))(params, key)
     np.testing.assert_allclose(metrics_with["meta_reward"], metrics_without["meta_reward"])  # same games
     for name in without:
         if name == "value_head":

@@ -300,7 +300,7 @@ def test_ppo_takes_epochs_times_minibatches_steps_and_one_pass_is_the_plain_step
     config = ShapingConfig(**common)
     update, optimizer = make_meta_update(config)
     (one, _), _ = update((params, optimizer.init(params)), key)
-    gradient, _ = make_meta_gradient(config)(params, key)
+    gradient, _ = jax.jit(make_meta_gradient(config))(params, key)
     step, _ = optimizer.update(gradient, optimizer.init(params), params)
     np.testing.assert_allclose(one, params + step, rtol=1e-6, atol=1e-6)
     assert float(jnp.max(jnp.abs(new - params))) > float(jnp.max(jnp.abs(one - params)))
@@ -315,7 +315,7 @@ def test_the_sgd_meta_update_is_one_plain_step_down_the_meta_gradient():
     key = jax.random.PRNGKey(7)
     update, optimizer = make_meta_update(config)
     (new, _), _ = update((params, optimizer.init(params)), key)
-    gradient, _ = make_meta_gradient(config)(params, key)
+    gradient, _ = jax.jit(make_meta_gradient(config))(params, key)
     assert float(jnp.max(jnp.abs(gradient))) > 0
     np.testing.assert_allclose(new, params - 0.3 * gradient, rtol=1e-5, atol=1e-6)
 

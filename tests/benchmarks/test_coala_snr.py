@@ -46,7 +46,7 @@ def test_the_meta_gradient_is_the_update_before_adam():
 
     config = ShapingConfig(episode_length=2, episodes=2, batch_size=2, meta_batch=2)
     params = init_params(config, jax.random.PRNGKey(0))
-    gradient, metrics = make_meta_gradient(config)(params, jax.random.PRNGKey(1))
+    gradient, metrics = jax.jit(make_meta_gradient(config))(params, jax.random.PRNGKey(1))
     assert jax.tree.structure(gradient) == jax.tree.structure(params) and "meta_reward" in metrics
     assert any(np.abs(np.asarray(x)).max() > 0 for x in jax.tree.leaves(gradient))
     assert coala_snr.rule_snr(config, samples=4) > -1.0  # a finite estimate from the real runner
