@@ -26,7 +26,7 @@ def local_ray():
 
 
 def test_an_interrupted_ray_suite_resumes_reports_its_failure_and_matches_the_local_results(
-        local_ray, tmp_path, monkeypatch):
+        local_ray, tmp_path, monkeypatch, capsys):
     """One bad run and two smoke runs: in-process for reference, then through Ray, interrupted at the first
     finished run and resumed from the command line; the same results.csv, the failure reported."""
     good = suites.get("smoke").runs[:2]
@@ -46,7 +46,10 @@ def test_an_interrupted_ray_suite_resumes_reports_its_failure_and_matches_the_lo
     assert len(finished) == 1, "the interrupt came at the first finished run; the other was cancelled"
     kept = (runner.run_dir(remote, finished[0]) / "summary.json").read_text()
 
+    capsys.readouterr()
     assert main(["bench", "mixed", "--out", str(remote), "--no-progress", "--backend", "ray"]) == 1  # one failed
+    assert any("already finished, kept" in line and finished[0].agent in line
+               for line in capsys.readouterr().err.splitlines())
     assert (runner.run_dir(remote, finished[0]) / "summary.json").read_text() == kept  # kept, not trained again
     assert all(runner.is_finished(remote, spec) for spec in good)
     failed = runner.failures(suite, remote)
