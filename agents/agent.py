@@ -19,6 +19,7 @@ import optax
 
 from cocoa.agents.estimator import Estimator, policy_surrogate
 from cocoa.agents.policy import MLPPolicy, entropy
+from cocoa.checks import check_positive_number, is_finite_number
 from cocoa.types import Trajectory
 
 
@@ -42,23 +43,21 @@ class AgentConfig:
 
     def __post_init__(self):
         for name in ("learning_rate", "model_learning_rate"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError(f"{name} must be a positive number; got {value!r}")
+            check_positive_number(name, getattr(self, name))
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"epsilon must lie in [0, 1]; got {self.epsilon!r}")
-        if self.entropy_coef < 0:
-            raise ValueError(f"entropy_coef must be >= 0; got {self.entropy_coef!r}")
-        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
-            raise ValueError(f"max_grad_norm must be positive or None; got {self.max_grad_norm!r}")
+        if not is_finite_number(self.entropy_coef) or self.entropy_coef < 0:
+            raise ValueError(f"entropy_coef must be a finite number >= 0; got {self.entropy_coef!r}")
+        if self.max_grad_norm is not None:
+            check_positive_number("max_grad_norm", self.max_grad_norm)
         if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
             raise ValueError(f"hidden_sizes must be positive layer widths; got {self.hidden_sizes!r}")
         if not isinstance(self.model_first, (bool, np.bool_)):
             raise ValueError(f"model_first must be True or False; got {self.model_first!r}")
         if self.model_batch not in MODEL_BATCHES:
             raise ValueError(f"model_batch must be one of {', '.join(MODEL_BATCHES)}; got {self.model_batch!r}")
-        if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be a number >= 0; got {self.weight_decay!r}")
+        if not is_finite_number(self.weight_decay) or self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be a finite number >= 0; got {self.weight_decay!r}")
 
 
 @dataclasses.dataclass(frozen=True)

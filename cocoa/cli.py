@@ -60,7 +60,8 @@ def _parse_value(name: str, text: str, default, label: str | None = None):
     except ValueError:
         expected = type(default).__name__ if default is not None else "float"
         label = label or f"--{name.replace('_', '-')}"
-        raise CliError(f"{label} expects a {expected}; got {text!r}") from None
+        article = "an" if expected[0] in "aeiou" else "a"
+        raise CliError(f"{label} expects {article} {expected}; got {text!r}") from None
 
 
 def _literal(text: str):

@@ -40,7 +40,7 @@ import optax
 from tqdm.auto import tqdm
 
 from cocoa.agents.coala import RULES, rule_advantages, rule_returns
-from cocoa.envs.base import check_integer
+from cocoa.checks import check_integer, check_positive_number
 from cocoa.hawk import HawkBlock
 from cocoa.envs import ipd
 from cocoa.envs.cleanup_lite import NUM_ACTIONS as CLEANUP_ACTIONS, CleanUpLite
@@ -194,9 +194,7 @@ class ShapingConfig:
             raise ValueError(f"naive_value_learning_rate must be in (0, 1]; got {self.naive_value_learning_rate!r}")
         check_integer("naive_inits", self.naive_inits, 0)
         for name in ("meta_learning_rate", "naive_learning_rate", "reward_scale", "meta_clip", "naive_init_scale"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive number; got {value!r}")
+            check_positive_number(name, getattr(self, name))
         if not isinstance(self.p_naive, (int, float)) or isinstance(self.p_naive, bool) or not 0 <= self.p_naive <= 1:
             raise ValueError(f"p_naive must be a probability in [0, 1]; got {self.p_naive!r}")
 
@@ -742,8 +740,7 @@ def train_analytic_pool(*, population: int = 2, p_naive: float = 0.75, updates: 
     if not isinstance(naive_init, str) or naive_init not in ANALYTIC_NAIVE_INITS:
         raise ValueError(f"unknown naive_init {naive_init!r}; known: {', '.join(ANALYTIC_NAIVE_INITS)}")
     for name, value in (("naive_learning_rate", naive_learning_rate), ("learning_rate", learning_rate)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ValueError(f"{name} must be a positive number; got {value!r}")
+        check_positive_number(name, value)
     ipd.analytic_returns(jnp.zeros(NUM_OBSERVATIONS), jnp.zeros(NUM_OBSERVATIONS), discount)  # checks discount
     others = 1.0 - jnp.eye(population)
 

@@ -135,9 +135,3 @@ def one_hot(index, size):
     return jax.nn.one_hot(index, size, dtype=jnp.float32)
 
 
-def check_integer(name: str, value, low: int, high: int | None = None, why: str = ""):
-    """ValueError naming ``name`` unless ``value`` is an integer (not a bool) in [low, high]."""
-    allowed = f"an integer in [{low}, {high}]" if high is not None else f"an integer >= {low}"
-    valid = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-    if not valid or value < low or (high is not None and value > high):
-        raise ValueError(f"{name} must be {allowed}{why}; got {value!r}")

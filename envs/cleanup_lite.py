@@ -33,7 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cocoa.envs.base import check_integer, params_dataclass
+from cocoa.checks import check_integer
+from cocoa.envs.base import params_dataclass
 
 UP, DOWN, LEFT, RIGHT, ZAP, NOOP = range(6)
 NUM_ACTIONS = 6

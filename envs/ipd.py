@@ -29,7 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cocoa.envs.base import check_integer, params_dataclass
+from cocoa.checks import check_integer
+from cocoa.envs.base import params_dataclass
 
 COOPERATE, DEFECT = 0, 1
 NUM_ACTIONS = 2

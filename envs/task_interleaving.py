@@ -42,7 +42,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cocoa.envs.base import Environment, check_integer, one_hot, params_dataclass
+from cocoa.checks import check_integer
+from cocoa.envs.base import Environment, one_hot, params_dataclass
 from cocoa.types import TabularMDP
 
 NUM_ACTIONS = 2  # 0: pick the left object, 1: the right one (no effect in an answer room)

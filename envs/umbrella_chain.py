@@ -26,7 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cocoa.envs.base import Environment, check_integer, params_dataclass
+from cocoa.checks import check_integer
+from cocoa.envs.base import Environment, params_dataclass
 from cocoa.types import TabularMDP
 
 NUM_ACTIONS = 2  # 0: no umbrella, 1: umbrella (only the first action counts)

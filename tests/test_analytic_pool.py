@@ -39,7 +39,8 @@ def test_meta_agents_alone_stay_at_mutual_defection_and_shaping_alone_escapes_it
     (dict(naive_init="normal"), "unknown naive_init 'normal'; known: uniform, zero"),
     (dict(p_naive=1.5), "p_naive must be a probability"),
     (dict(discount=1.0), "discount must be a number in"),
-    (dict(learning_rate=0.0), "learning_rate must be a positive number"),
+    (dict(learning_rate=0.0), "learning_rate must be a finite positive number"),
+    (dict(learning_rate=float("inf")), "learning_rate must be a finite positive number; got inf"),
     (dict(updates=100, log_every=30), r"updates \(100\) must be a whole number of log_every blocks \(30\)"),
     (dict(population=1, p_naive=0.5), "population must be an integer >= 2"),
 ])

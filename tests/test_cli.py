@@ -36,7 +36,7 @@ def test_train_writes_metrics_and_summary(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--lenght", "7"], "unknown option --lenght for LinearKeyToDoor-v0; its parameters are: --length"),
-    (["train", "--length", "seven"], "--length expects a int; got 'seven'"),
+    (["train", "--length", "seven"], "--length expects an int; got 'seven'"),
     (["train", "--agent", "nope"], "unknown agent 'nope'; known agents: advantage, advantage-gt, cocoa-feature, cocoa-reward,"),
     (["train", "--env", "Nope-v0"], "unknown environment 'Nope-v0'; known environments: DiscountingChain-v0, LinearKeyToDoor-v0"),
     (["train", "--env", "IteratedPrisonersDilemma-v0"],
@@ -44,9 +44,10 @@ def test_train_writes_metrics_and_summary(tmp_path, capsys):
     (["train", "--updates", "0"], "updates must be a positive integer; got 0"),
     (["train", "--length", "2"], "length must be an integer >= 3"),
     (["train", "--epsilon", "2"], "epsilon must lie in [0, 1]; got 2.0"),
+    (["train", "--learning-rate", "nan"], "learning_rate must be a finite positive number; got nan"),
     (["bench", "nope"], "unknown benchmark suite 'nope'; known suites: quick"),
     (["train", "--agent-option", "td_lambda=x", "--agent", "q-critic"], "--agent-option td_lambda expects a float; got 'x'"),
-    (["train", "--env-option", "length=x"], "--env-option length expects a int; got 'x'"),
+    (["train", "--env-option", "length=x"], "--env-option length expects an int; got 'x'"),
     (["train", "--env-option", "length"], "--env-option expects NAME=VALUE; got 'length'"),
     (["train", "--env", "gymnasium:CartPole-v1", "--agent", "cocoa-reward"],
      "cocoa-reward needs the finite reward support of gymnasium:CartPole-v1"),

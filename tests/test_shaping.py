@@ -100,13 +100,14 @@ def test_the_opponent_type_is_drawn_with_p_naive():
 
 @pytest.mark.parametrize("options, message", [
     (dict(rule="lola"), "unknown rule 'lola'"), (dict(batch_size=0), "batch_size must be an integer >= 1"),
-    (dict(naive_learning_rate=-1.0), "naive_learning_rate must be a positive number"),
+    (dict(naive_learning_rate=-1.0), "naive_learning_rate must be a finite positive number"),
+    (dict(meta_learning_rate=float("nan")), "meta_learning_rate must be a finite positive number; got nan"),
     (dict(p_naive=1.5), "p_naive must be a probability in \\[0, 1\\]; got 1.5"),
     (dict(population=0), "population must be an integer >= 1"), (dict(policy="lstm"), "unknown policy .lstm.; known policies: tabular, memory-1, gru, hawk"),
     (dict(naive_baseline="critic"), "unknown naive_baseline .critic.; known baselines: batch-mean, value"),
     (dict(naive_value_learning_rate=2.0), "naive_value_learning_rate must be in \\(0, 1\\]; got 2.0"),
     (dict(naive_inits=-1), "naive_inits must be an integer >= 0; got -1"),
-    (dict(naive_inits=10, naive_init_scale=0.0), "naive_init_scale must be a positive number; got 0.0"),
+    (dict(naive_inits=10, naive_init_scale=0.0), "naive_init_scale must be a finite positive number; got 0.0"),
     (dict(meta_optimizer="rmsprop"), "unknown meta_optimizer 'rmsprop'; known meta optimizers: adam, sgd")])
 def test_bad_settings_name_themselves(options, message):
     with pytest.raises(ValueError, match=message):
@@ -323,7 +324,7 @@ def test_the_sgd_meta_update_is_one_plain_step_down_the_meta_gradient():
 @pytest.mark.parametrize("options, message", [
     (dict(meta_batch=6, meta_minibatches=4), "meta_minibatches \\(4\\) must divide meta_batch \\(6\\)"),
     (dict(meta_epochs=0), "meta_epochs must be an integer >= 1"),
-    (dict(meta_clip=0.0), "meta_clip must be a positive number; got 0.0")])
+    (dict(meta_clip=0.0), "meta_clip must be a finite positive number; got 0.0")])
 def test_bad_ppo_settings_name_themselves(options, message):
     with pytest.raises(ValueError, match=message):
         ShapingConfig(**options)

@@ -110,10 +110,15 @@ def test_unknown_option_lists_accepted_ones():
 
 
 @pytest.mark.parametrize("options, pattern", [
-    (dict(learning_rate=-1e-3), r"learning_rate must be a positive number; got -0\.001"),
-    (dict(learning_rate=0), r"learning_rate must be a positive number; got 0"),
+    (dict(learning_rate=-1e-3), r"learning_rate must be a finite positive number; got -0\.001"),
+    (dict(learning_rate=0), r"learning_rate must be a finite positive number; got 0"),
+    (dict(learning_rate=float("nan")), r"learning_rate must be a finite positive number; got nan"),
     (dict(learning_rate="fast"), r"agent 'advantage': learning_rate must be a number; got 'fast' \(default 0\.001\)"),
-    (dict(model_learning_rate=-1.0), r"model_learning_rate must be a positive number"),
+    (dict(model_learning_rate=-1.0), r"model_learning_rate must be a finite positive number"),
+    (dict(model_learning_rate=float("inf")), r"model_learning_rate must be a finite positive number; got inf"),
+    (dict(entropy_coef=float("nan")), r"entropy_coef must be a finite number >= 0; got nan"),
+    (dict(max_grad_norm=float("nan")), r"max_grad_norm must be a finite positive number; got nan"),
+    (dict(weight_decay=float("inf")), r"weight_decay must be a finite number >= 0; got inf"),
     (dict(epsilon=1.5), r"epsilon must lie in \[0, 1\]; got 1\.5"),
     (dict(td_lambda=1.5), r"td_lambda must lie in \[0, 1\]; got 1\.5"),
 ])
