@@ -117,7 +117,7 @@ def test_bad_network_options_name_the_value(name, option, value, expected):
 @pytest.mark.parametrize("option, value, expected", [
     ("model_first", "no", "model_first must be True or False; got 'no'"),
     ("model_batch", "replay", "model_batch must be one of batch, resample; got 'replay'"),
-    ("weight_decay", -1e-4, "weight_decay must be a number >= 0; got -0.0001"),
+    ("weight_decay", -1e-4, "weight_decay must be a finite number >= 0; got -0.0001"),
 ])
 def test_bad_update_options_name_the_value(option, value, expected):
     with pytest.raises(ValueError, match=expected):
