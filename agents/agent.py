@@ -19,7 +19,7 @@ import optax
 
 from cocoa.agents.estimator import Estimator, policy_surrogate
 from cocoa.agents.policy import MLPPolicy, entropy
-from cocoa.checks import check_positive_number, is_finite_number
+from cocoa.checks import check_nonnegative_number, check_positive_number
 from cocoa.types import Trajectory
 
 
@@ -46,8 +46,7 @@ class AgentConfig:
             check_positive_number(name, getattr(self, name))
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"epsilon must lie in [0, 1]; got {self.epsilon!r}")
-        if not is_finite_number(self.entropy_coef) or self.entropy_coef < 0:
-            raise ValueError(f"entropy_coef must be a finite number >= 0; got {self.entropy_coef!r}")
+        check_nonnegative_number("entropy_coef", self.entropy_coef)
         if self.max_grad_norm is not None:
             check_positive_number("max_grad_norm", self.max_grad_norm)
         if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
@@ -56,8 +55,7 @@ class AgentConfig:
             raise ValueError(f"model_first must be True or False; got {self.model_first!r}")
         if self.model_batch not in MODEL_BATCHES:
             raise ValueError(f"model_batch must be one of {', '.join(MODEL_BATCHES)}; got {self.model_batch!r}")
-        if not is_finite_number(self.weight_decay) or self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be a finite number >= 0; got {self.weight_decay!r}")
+        check_nonnegative_number("weight_decay", self.weight_decay)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,3 +26,9 @@ def check_positive_number(name: str, value):
     so without the finiteness check a NaN learning rate would only show as a NaN after compilation."""
     if not is_finite_number(value) or value <= 0:
         raise ValueError(f"{name} must be a finite positive number; got {value!r}")
+
+
+def check_nonnegative_number(name: str, value):
+    """ValueError naming ``name`` unless ``value`` is a finite number >= 0."""
+    if not is_finite_number(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from cocoa.checks import check_integer, check_positive_number, is_finite_number
+from cocoa.checks import check_integer, check_nonnegative_number, check_positive_number, is_finite_number
 
 
 @pytest.mark.parametrize("value", [1, 7, np.int32(3), np.int64(10)])
@@ -51,3 +51,12 @@ def test_check_positive_number_refuses_and_names_the_value(value):
     ("1", False), (None, False)])
 def test_is_finite_number(value, finite):
     assert is_finite_number(value) is finite
+
+
+def test_check_nonnegative_number_accepts_zero_and_refuses_negatives_and_nan():
+    assert check_nonnegative_number("decay", 0.0) is None
+    assert check_nonnegative_number("decay", np.float32(1e-4)) is None
+    for value in (-1e-9, math.nan, math.inf, True):
+        with pytest.raises(ValueError) as error:
+            check_nonnegative_number("decay", value)
+        assert str(error.value) == f"decay must be a finite number >= 0; got {value!r}"
