@@ -50,7 +50,8 @@ def _check_policy(mdp: TabularMDP, policy_probs, name: str = "policy_probs"):
     if not isinstance(policy_probs, jax.core.Tracer):
         sums = jnp.sum(policy_probs, axis=-1)
         worst = float(jnp.max(jnp.abs(sums - 1.0)))
-        if worst > _SUM_TOLERANCE or float(jnp.min(policy_probs)) < 0:
+        # NaN fails no comparison, so it is caught by name.
+        if not bool(jnp.all(jnp.isfinite(policy_probs))) or worst > _SUM_TOLERANCE or float(jnp.min(policy_probs)) < 0:
             raise ValueError(f"{name} must be non-negative and sum to one per state; "
                              f"worst row sum is off by {worst:.3g}")
 

@@ -135,7 +135,7 @@ def _initial_distribution(base: gymnasium.Env, num_states: int, label: str) -> n
     initial = np.asarray(initial, dtype=np.float64)
     if initial.shape != (num_states,):
         raise ValueError(f"{label}.initial_state_distrib must have shape ({num_states},); got {initial.shape}")
-    if initial.min() < 0 or abs(initial.sum() - 1.0) > _SUM_TOLERANCE:
+    if not np.all(np.isfinite(initial)) or initial.min() < 0 or abs(initial.sum() - 1.0) > _SUM_TOLERANCE:
         raise ValueError(f"{label}.initial_state_distrib must be a distribution; it sums to {initial.sum():.6g}")
     return initial / initial.sum()
 

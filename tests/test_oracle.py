@@ -293,6 +293,10 @@ def test_bad_policy_inputs_raise_clear_errors():
     negative[0] = [1.5, -0.5, 0.0]
     with pytest.raises(ValueError, match=r"non-negative and sum to one"):
         oracle.expected_return(mdp, negative)
+    not_a_number = uniform.copy()
+    not_a_number[1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"non-negative and sum to one"):
+        oracle.expected_return(mdp, not_a_number)
     with pytest.raises(ValueError, match=r"logits must have shape \(S, A\) = \(6, 3\); got \(5, 3\)"):
         oracle.policy_gradient(mdp, np.zeros((5, 3)))
     with pytest.raises(ValueError, match=r"epsilon must lie in \[0, 1\]; got 1\.5"):

@@ -178,3 +178,14 @@ def test_host_training_fits_cocoa_features_once_on_host_episodes():
         np.testing.assert_array_equal(runs[1]["features"][name], runs[4]["features"][name])
     assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(runs[1]["hindsight"]),
                                                       jax.tree.leaves(runs[4]["hindsight"])))  # which trained
+
+
+@pytest.mark.parametrize("start, message", [
+    (np.full(16, np.nan), "initial_state_distrib must be a distribution; it sums to nan"),
+    (np.full(16, 0.5), "initial_state_distrib must be a distribution; it sums to 8"),
+])
+def test_a_start_distribution_that_is_not_one_is_refused(start, message):
+    lake = gymnasium.make("FrozenLake-v1")
+    lake.unwrapped.initial_state_distrib = start
+    with pytest.raises(ValueError, match=message):
+        envs.from_gymnasium(lake)
