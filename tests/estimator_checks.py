@@ -119,3 +119,21 @@ class Unscaled(Reinforce):
     def credit(self, model_params, trajectory):
         credit = super().credit(model_params, trajectory)
         return credit * taken(trajectory.policy_probs, trajectory.actions)[..., None]
+
+
+def lambda_returns_by_hand(rewards, next_values, mask, td_lambda):
+    """The lambda-return recursion written out with loops, the reference for the vectorised targets:
+    target_t = R_t + (1 - lambda) V_{t+1} + lambda target_{t+1} where step t + 1 is live, else R_t.
+    ``next_values[b, t]`` is the bootstrap value of the state after step t."""
+    batch, horizon = rewards.shape
+    targets = np.zeros_like(rewards)
+    for b in range(batch):
+        following = 0.0
+        for t in reversed(range(horizon)):
+            if not mask[b, t]:
+                continue
+            live_next = t + 1 < horizon and mask[b, t + 1]
+            following = rewards[b, t] + ((1 - td_lambda) * next_values[b, t] + td_lambda * following
+                                         if live_next else 0.0)
+            targets[b, t] = following
+    return targets

@@ -8,7 +8,7 @@ import pytest
 
 from cocoa import agents, oracle
 from cocoa.agents import Advantage, returns
-from estimator_checks import EPSILON
+from estimator_checks import EPSILON, lambda_returns_by_hand
 
 
 def random_value_network(setting):
@@ -65,16 +65,7 @@ def test_lambda_zero_is_one_step_td_target():
 
 def test_intermediate_lambda_matches_recursion():
     td_lambda = 0.5
-    expected = np.zeros_like(REWARDS)
-    for b in range(2):
-        following = 0.0
-        for t in reversed(range(5)):
-            if not MASK[b, t]:
-                continue
-            live_next = t + 1 < 5 and MASK[b, t + 1]
-            bootstrap = NEXT_VALUES[b, t] if live_next else 0.0
-            following = REWARDS[b, t] + (1 - td_lambda) * bootstrap + td_lambda * (following if live_next else 0.0)
-            expected[b, t] = following
+    expected = lambda_returns_by_hand(REWARDS, NEXT_VALUES, MASK, td_lambda)
     assert expected[0, 0] == pytest.approx(1 + 0.5 * 10 + 0.5 * expected[0, 1])
     np.testing.assert_allclose(returns.lambda_returns(REWARDS, NEXT_VALUES, MASK, td_lambda), expected, rtol=1e-6)
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from estimator_checks import EPSILON, LENGTH, Z_BOUND, credit_z_scores, gradient_z_scores
+from estimator_checks import EPSILON, LENGTH, Z_BOUND, credit_z_scores, gradient_z_scores, lambda_returns_by_hand
 
 from cocoa import agents, envs, oracle
 from cocoa.agents import QCritic, TrajCV, q_critic, q_model, returns, tabular_policy, trajcv
@@ -142,15 +142,8 @@ def test_expected_and_greedy_targets_on_hand_arrays():
     # Intermediate lambda: the recursion target_t = R_t + (1 - lambda) U_{t+1} + lambda target_{t+1}.
     td_lambda = 0.7
     for target, u in (("expected", v), ("greedy", m)):
-        manual = np.zeros_like(REWARDS)
-        for b in range(2):
-            following = 0.0
-            for t in reversed(range(4)):
-                if not MASK[b, t]:
-                    continue
-                live = t + 1 < 4 and MASK[b, t + 1]
-                following = REWARDS[b, t] + ((1 - td_lambda) * u[b, t + 1] + td_lambda * following if live else 0.0)
-                manual[b, t] = following
+        next_u = np.concatenate([u[:, 1:], np.zeros_like(u[:, :1])], axis=1)  # U(S_{t+1}) at step t
+        manual = lambda_returns_by_hand(REWARDS, next_u, MASK, td_lambda)
         np.testing.assert_allclose(q_model.q_lambda_targets(REWARDS, Q, PROBS, MASK, td_lambda, target), manual,
                                    rtol=1e-6)
 
