@@ -26,8 +26,8 @@ import numpy as np
 from cocoa.benchmarks import backends
 from cocoa.benchmarks.claim_table import COALA_PAPER, Missing, markdown, row
 from cocoa.benchmarks.records import atomic_write, digest
-from cocoa.shaping import (ANALYTIC_STARTS, CLEANUP, COOPERATION, IPD, METRICS, ShapingConfig, train_analytic_pool,
-                           train_shaping)
+from cocoa.analytic_pool import ANALYTIC_STARTS, train_analytic_pool
+from cocoa.shaping import CLEANUP, COOPERATION, IPD, METRICS, ShapingConfig, train_shaping
 
 NAME = "coala"
 DESCRIPTION = ("The COALA paper's IPD claims: shaping naive learners and mixed pools under COALA, M-FOS and "
@@ -61,7 +61,7 @@ class CoalaRun:
     updates: int = 2000
     log_every: int = 100
     sizes: tuple = (10, 20, 16)  # T, M, B
-    start: str = "defect"  # analytic runs only: the pool's first policy (cocoa.shaping.ANALYTIC_STARTS)
+    start: str = "defect"  # analytic runs only: the pool's first policy (cocoa.analytic_pool.ANALYTIC_STARTS)
 
     @property
     def name(self) -> str:

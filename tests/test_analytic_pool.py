@@ -1,10 +1,11 @@
-"""The analytic IPD's mixed pool (cocoa.shaping.train_analytic_pool): exact gradient ascent of memory-1
+"""The analytic IPD's mixed pool (cocoa.analytic_pool.train_analytic_pool): exact gradient ascent of memory-1
 meta agents against naive learners and each other (the COALA paper's App. C)."""
 
 import numpy as np
 import pytest
 
-from cocoa.shaping import ANALYTIC_STARTS, METRICS, train_analytic_pool
+from cocoa.analytic_pool import ANALYTIC_STARTS, train_analytic_pool
+from cocoa.shaping import METRICS
 
 FAST = dict(learning_rate=0.05, updates=800, log_every=100, naive_batch=8, progress=False)
 
@@ -20,7 +21,7 @@ def test_from_tit_for_tat_the_mixed_pool_moves_off_it_and_keeps_cooperating():
     assert out["meta_vs_meta_reward"] > 0.95
     assert np.max(np.abs(cooperation(out) - np.asarray(ANALYTIC_STARTS["tit-for-tat"]))) > 0.1
     assert out["update"].tolist() == list(range(100, 801, 100))
-    for name in METRICS:
+    for name in METRICS:  # the sampled runner's metrics, so that the suite reads both alike
         assert out[name + "_curve"].shape == (8,) and out[name] == out[name + "_curve"][-1]
 
 
