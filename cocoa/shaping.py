@@ -684,6 +684,9 @@ def train_shaping(config: ShapingConfig, *, seeds=(0,), updates: int = 2000, log
         keys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, start), log_every))(seed_keys)
         carry, metrics = block(carry, jnp.swapaxes(keys, 0, 1))
         history.append(jax.device_get(metrics))
+        # The block's mean over seeds beside the bar: a long run shows where it is heading.
+        bar.set_postfix({name.removesuffix("_reward"): f"{np.nanmean(history[-1][name]):.3f}" for name in METRICS
+                         if np.isfinite(history[-1][name]).any()}, refresh=False)
         bar.update(log_every)
     bar.close()
     out = {"update": np.arange(log_every, updates + 1, log_every)}
