@@ -14,7 +14,7 @@ this command's budget: the paper's key-to-door sweep (``cocoa bench key-to-door-
 OUT/key-to-door``, hours; its L = 103 runs are this command's), shadow training
 (``cocoa bench shadow-key-to-door --out OUT/shadow-key-to-door``, hours), the sequence policies
 (``cocoa bench coala-sequence --out OUT/coala-sequence``, about 12 minutes; ``cocoa bench coala-hawk
---out OUT/coala-hawk``, about an hour) and CleanUp-lite (``cocoa bench coala-cleanup --out
+--out OUT/coala-hawk``, about 2 3/4 hours) and CleanUp-lite (``cocoa bench coala-cleanup --out
 OUT/coala-cleanup``, about 7 minutes).
 
 Then ``OUT/report.md`` (the claims table, the figures and a paragraph per part) and

@@ -101,21 +101,28 @@ SEQUENCE_DESCRIPTION = ("The COALA IPD claims with GRU meta policies (width 32, 
 # (0.23) by update 900; with PPO it extorted for most of its 1,000 updates (docs/estimators/coala.md).
 SEQUENCE_OPTIMISERS = {"gru": dict(meta_learning_rate=0.003),
                        "hawk": dict(meta_learning_rate=0.0003, meta_epochs=4, meta_minibatches=2)}
+# What the mixed pools change from the shaping runs. The Hawk pools play 32 co-players per agent (128 games per
+# update, the paper's meta-batch if its 128 counts the pool's games): with 8 the COALA pool flattened at 0.57 and
+# 0.29 meta-vs-meta (seeds 0 and 1, 1,000 updates); with 32 it passed 0.8 within 300 in both seeds. The GRU pool
+# locks into defection at 8, 32 or 128 alike (docs/estimators/coala.md), so it keeps the cheap size.
+SEQUENCE_POOLS = {"gru": {}, "hawk": dict(meta_batch=32, updates=300, log_every=50)}
 
 
 def sequence_runs(policy: str = "gru", updates: int = 1000, seeds=(0,)) -> list[CoalaRun]:
-    """The shaping and mixed-pool runs of ``default_runs`` with a sequence meta policy, trained by
-    ``SEQUENCE_OPTIMISERS[policy]``."""
+    """The shaping and mixed-pool runs of ``default_runs`` with a sequence meta policy, meta-batch 8, trained
+    by ``SEQUENCE_OPTIMISERS[policy]``; the pools with ``SEQUENCE_POOLS[policy]`` in place of those settings."""
     if policy not in SEQUENCE_OPTIMISERS:
         raise ValueError(f"policy must be a sequence policy, 'gru' or 'hawk'; got {policy!r}")
     return _shaping_and_pools(policy=policy, meta_batch=8, updates=updates, seeds=tuple(seeds),
-                              **SEQUENCE_OPTIMISERS[policy])
+                              pools=SEQUENCE_POOLS[policy], **SEQUENCE_OPTIMISERS[policy])
 
 
-def _shaping_and_pools(**common) -> list[CoalaRun]:
-    """Shaping under each rule, then mixed pools of 4 at p_naive 0.75 under each rule, all with ``common``."""
+def _shaping_and_pools(pools=None, **common) -> list[CoalaRun]:
+    """Shaping under each rule, then mixed pools of 4 at p_naive 0.75 under each rule, all with ``common``
+    (the pools with ``pools`` over it)."""
+    pool = {**common, **(pools or {})}
     return ([CoalaRun("shaping", rule, **common) for rule in RULES]
-            + [CoalaRun("mixed", rule, p_naive=0.75, population=4, normalize_advantages=True, **common)
+            + [CoalaRun("mixed", rule, p_naive=0.75, population=4, normalize_advantages=True, **pool)
                for rule in RULES])
 
 
@@ -138,8 +145,9 @@ def cleanup_runs(updates: int = 500, seeds=(0,), sizes=(64, 4, 4), meta_batch: i
 HAWK_NAME = "coala-hawk"
 HAWK_DESCRIPTION = ("The coala-sequence runs with the COALA paper's own meta policy, one residual Hawk block "
                     "(RG-LRU, width 32; De et al. 2024) in place of the GRU, and its meta optimiser, PPO (Adam 3e-4, "
-                    "4 epochs of 2 minibatches, clip 0.2), 1 seed x 1,000 updates (about 2 1/4 hours here: 11 "
-                    "minutes each shaping run and 35 each mixed pool).")
+                    "4 epochs of 2 minibatches, clip 0.2), 1 seed; the shaping runs 1,000 updates, the mixed pools "
+                    "300 with 32 co-players per agent (about 2 3/4 hours here: 11 minutes each shaping run and 43 "
+                    "each mixed pool).")
 
 # Every COALA suite: name -> (its runs, its description).
 SUITES = {NAME: (default_runs, DESCRIPTION), SEQUENCE_NAME: (sequence_runs, SEQUENCE_DESCRIPTION),
@@ -224,6 +232,13 @@ CLEANUP_DOCS = "docs/environments/cleanup_lite.md"
 def _command(suite: str) -> str:
     """How to run the optional COALA suite ``suite`` into the claims report's folder."""
     return f"cocoa bench {suite} --out OUT/{suite} (OUT: the claims report's folder)"
+
+
+def _sizes(suite: str, setting: str) -> str:
+    """The meta-batch, sizes and averaging window of the ``setting`` runs of the COALA suite ``suite``."""
+    run = next(r for r in runs_of(suite) if r.setting == setting)
+    T, M, B = run.sizes
+    return f"meta-batch {run.meta_batch}, T {T} M {M} B {B}, the last {run.log_every} updates"
 
 
 def claims(records: list[dict], suite: str | None = None) -> list[dict]:
@@ -350,11 +365,10 @@ def claims(records: list[dict], suite: str | None = None) -> list[dict]:
             "meta-vs-meta > 0.8, a probability moved > 0.1", DOCS, analytic_tit_for_tat, command)),
         *[(suite, claim) for suite, (policy, label, agents) in sequence.items() for claim in (
             row(f"With sequence policies ({label}) COALA extorts naive learners where M-FOS and batch-unaware get "
-                "far less", COALA_PAPER, ipd, f"shaping, {agents}, meta-batch 8, T 10 M 20 B 16, the last 100 updates",
+                "far less", COALA_PAPER, ipd, f"shaping, {agents}, {_sizes(suite, 'shaping')}",
                 "COALA meta > 1 > naive, and > the others + 0.3", DOCS, shaping(policy), _command(suite)),
             row(f"With sequence policies ({label}) mixed pools of COALA agents cooperate; M-FOS and batch-unaware "
-                "defect", COALA_PAPER, ipd,
-                f"mixed pool of 4, p_naive 0.75, {agents}, meta-batch 8, T 10 M 20 B 16, the last 100 updates",
+                "defect", COALA_PAPER, ipd, f"mixed pool of 4, p_naive 0.75, {agents}, {_sizes(suite, 'mixed')}",
                 "COALA > 0.8, the others < 0.3", DOCS, mixed(policy), _command(suite)))],
         (CLEANUP_NAME, row(
             "On CleanUp-lite COALA shapes naive learners to its own advantage, more than M-FOS and batch-unaware",
