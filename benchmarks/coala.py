@@ -238,7 +238,7 @@ def _sizes(suite: str, setting: str) -> str:
     """The meta-batch, sizes and averaging window of the ``setting`` runs of the COALA suite ``suite``."""
     run = next(r for r in runs_of(suite) if r.setting == setting)
     T, M, B = run.sizes
-    return f"meta-batch {run.meta_batch}, T {T} M {M} B {B}, the last {run.log_every} updates"
+    return f"meta-batch {run.meta_batch} per agent, T {T} M {M} B {B}, the last {run.log_every} updates"
 
 
 def claims(records: list[dict], suite: str | None = None) -> list[dict]:

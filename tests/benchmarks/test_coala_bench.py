@@ -100,7 +100,7 @@ def test_each_sequence_suite_runs_its_policy_and_its_claims_read_only_its_record
     (mixed,) = [r for r in rows if r["claim"].startswith(f"With sequence policies ({label}) mixed")]
     (shaping,) = [r for r in rows if r["claim"].startswith(f"With sequence policies ({label}) COALA")]
     assert label in mixed["setting"] and f"cocoa bench {suite} " in shaping["command"]
-    assert f"meta-batch {pool_batch}," in mixed["setting"] and "meta-batch 8," in shaping["setting"]
+    assert f"meta-batch {pool_batch} per agent," in mixed["setting"] and "meta-batch 8 per agent," in shaping["setting"]
     rows = coala.claims([record("coala", 0.0), record("m-fos", 0.0), record("batch-unaware", 0.0)])
     assert _status(rows, f"With sequence policies ({label}) mixed") == "fail"
     assert {r["claim"] for r in coala.claims([], suite)} == {r["claim"] for r in rows if label in r["claim"]}
