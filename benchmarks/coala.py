@@ -48,6 +48,7 @@ class CoalaRun:
     env: str = IPD
     policy: str = "tabular"  # "memory-1", "gru" or "hawk" (cocoa.shaping.POLICIES), or "analytic memory-1"
     meta_learning_rate: float = 0.05
+    gru_mlp: bool = False  # ShapingConfig.gru_mlp: the gated MLP sub-block after a GRU policy
     p_naive: float = 1.0
     population: int = 1
     meta_batch: int = 32
@@ -208,7 +209,7 @@ def run_one(run: CoalaRun, progress: bool = True) -> dict:
                            normalize_advantages=run.normalize_advantages, policy=run.policy,
                            meta_learning_rate=run.meta_learning_rate, meta_critic=run.meta_critic,
                            meta_baseline=run.meta_baseline, meta_epochs=run.meta_epochs,
-                           meta_minibatches=run.meta_minibatches)
+                           meta_minibatches=run.meta_minibatches, gru_mlp=run.gru_mlp)
     out = train_shaping(config, seeds=run.seeds, updates=run.updates, log_every=run.log_every, progress=progress)
     with warnings.catch_warnings():  # the means of a kind of game never played are NaN: null in the record
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -221,7 +222,8 @@ def run_one(run: CoalaRun, progress: bool = True) -> dict:
                   sizes=dict(T=episode_length, M=episodes, B=batch), normalize_advantages=run.normalize_advantages,
                   meta_critic=run.meta_critic, meta_baseline=config.meta_baseline,
                   meta_learning_rate=run.meta_learning_rate, meta_epochs=run.meta_epochs,
-                  meta_minibatches=run.meta_minibatches, steps_per_update=config.steps_per_update)
+                  meta_minibatches=run.meta_minibatches, gru_mlp=run.gru_mlp,
+                  steps_per_update=config.steps_per_update)
     return _clean(record)
 
 

@@ -71,8 +71,15 @@ class HawkBlock(hk.Module):
         lam = hk.get_parameter("lambda", (width,), init=_lambda_init)
         h = rg_lru_step(conv, state["h"], gate_a, gate_x, lam)
         mixed = x + hk.Linear(width, name="mix_out")(gate * h)
-        normed = hk.RMSNorm(axis=-1, name="mlp_norm")(mixed)
-        hidden = jax.nn.gelu(hk.Linear(MLP_EXPANSION * width, name="mlp_gate")(normed))
-        hidden = hidden * hk.Linear(MLP_EXPANSION * width, name="mlp_in")(normed)
-        return mixed + hk.Linear(width, name="mlp_out")(hidden), {"conv": window[:, 1:], "h": h}
+        return gated_mlp(mixed), {"conv": window[:, 1:], "h": h}
+
+
+def gated_mlp(x):
+    """The residual block's MLP sub-block (Griffin, Sec. 2.2), inside a haiku transform: x (B, D) plus a
+    GeLU-gated MLP of width ``MLP_EXPANSION`` * D of RMSNorm(x)."""
+    width = x.shape[-1]
+    normed = hk.RMSNorm(axis=-1, name="mlp_norm")(x)
+    hidden = jax.nn.gelu(hk.Linear(MLP_EXPANSION * width, name="mlp_gate")(normed))
+    hidden = hidden * hk.Linear(MLP_EXPANSION * width, name="mlp_in")(normed)
+    return x + hk.Linear(width, name="mlp_out")(hidden)
 

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from cocoa.agents.coala import RULES, rule_advantages, rule_returns
 from cocoa.checks import check_integer, check_positive_number
-from cocoa.hawk import HawkBlock
+from cocoa.hawk import HawkBlock, gated_mlp
 from cocoa.envs import ipd
 from cocoa.envs.cleanup_lite import NUM_ACTIONS as CLEANUP_ACTIONS, CleanUpLite
 from cocoa.envs.ipd import COOPERATE, DEFECT, NUM_OBSERVATIONS, IteratedPrisonersDilemma
@@ -88,6 +88,9 @@ class ShapingConfig:
     # readout (so a "gru" meta agent here is not the IPD's "gru" with its logit of cooperating).
     naive_policy: str | None = None
     hidden_size: int = 32  # the GRU's or the Hawk block's width
+    # "gru" only: the Hawk block's gated MLP sub-block (cocoa.hawk.gated_mlp) after the GRU. Without it the
+    # GRU's mixed pools lock into mutual defection; with it they can come back (docs/estimators/coala.md).
+    gru_mlp: bool = False
     population: int = 1  # meta agents, updated together
     p_naive: float = 1.0  # the probability that a co-player is naive, else another meta agent of the pool
     # Per opponent type, over the pool's whole batch: the weights' mean subtracted, divided by their std.
@@ -155,6 +158,10 @@ class ShapingConfig:
             object.__setattr__(self, "naive_baseline", NAIVE_BASELINE_DEFAULTS[self.naive_policy])
         if self.policy not in POLICIES:
             raise ValueError(f"unknown policy {self.policy!r}; known policies: {', '.join(POLICIES)}")
+        if not isinstance(self.gru_mlp, bool):
+            raise ValueError(f"gru_mlp must be True or False; got {self.gru_mlp!r}")
+        if self.gru_mlp and self.policy != "gru":
+            raise ValueError(f"gru_mlp puts a gated MLP after the GRU, so the policy must be 'gru'; got {self.policy!r}")
         for name in ("episode_length", "episodes", "batch_size", "meta_batch", "population", "hidden_size",
                      "meta_epochs", "meta_minibatches"):
             check_integer(name, getattr(self, name), 1)
@@ -233,9 +240,11 @@ def memory_one_policy(config: ShapingConfig) -> MetaPolicy:
 
 def _sequence_core(config: ShapingConfig, inputs, state):
     """The recurrent part of the sequence policies, inside a haiku transform: a GRU of width
-    ``hidden_size`` on the inputs, or a linear embedding to that width and one residual Hawk block."""
+    ``hidden_size`` on the inputs (then the gated MLP sub-block if ``gru_mlp``), or a linear embedding
+    to that width and one residual Hawk block."""
     if config.policy == "gru":
-        return hk.GRU(config.hidden_size)(inputs, state)
+        output, state = hk.GRU(config.hidden_size)(inputs, state)
+        return (gated_mlp(output) if config.gru_mlp else output), state
     inputs = hk.Linear(config.hidden_size, name="embed")(inputs)
     return HawkBlock(config.hidden_size)(inputs, state)
 

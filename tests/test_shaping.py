@@ -130,9 +130,9 @@ def test_the_policy_state_starts_once_per_meta_trajectory_and_persists_across_in
     np.testing.assert_allclose(np.log(p / (1 - p)), np.broadcast_to(-1 + 0.01 * np.arange(12), (2, 12)), atol=1e-4)
 
 
-@pytest.mark.parametrize("policy", ["gru", "hawk"])
-def test_a_sequence_meta_update_runs_and_moves_the_policy(policy):
-    config = ShapingConfig(**SMALL, policy=policy, hidden_size=8)
+@pytest.mark.parametrize("policy, gru_mlp", [("gru", False), ("gru", True), ("hawk", False)])
+def test_a_sequence_meta_update_runs_and_moves_the_policy(policy, gru_mlp):
+    config = ShapingConfig(**SMALL, policy=policy, hidden_size=8, gru_mlp=gru_mlp)
     update, optimizer = make_meta_update(config)
     params = init_params(config)
     assert float(jnp.abs(params["policy_head"]["w"]).sum()) == 0.0  # zero readout: P(cooperate) = 1/2
@@ -235,6 +235,19 @@ def test_the_step_mean_baseline_leaves_the_gradient_unbiased(monkeypatch):
     assert _baseline_shift_z(monkeypatch, with_own_games).max() > 6.0
 
 
+def test_the_gru_mlp_sits_after_the_gru_and_only_there():
+    """``gru_mlp`` adds the Hawk block's gated MLP (width 3 x 8) after the GRU and nothing else; other
+    policies refuse it, naming the policy."""
+    plain, with_mlp = (init_params(ShapingConfig(**SMALL, policy="gru", hidden_size=8, gru_mlp=m)) for m in (False, True))
+    assert set(with_mlp) - set(plain) == {"mlp_norm", "mlp_gate", "mlp_in", "mlp_out"}
+    assert with_mlp["mlp_in"]["w"].shape[-2:] == (8, 24) and with_mlp["mlp_out"]["w"].shape[-2:] == (24, 8)
+    for policy in ("hawk", "tabular"):
+        with pytest.raises(ValueError, match=f"the policy must be 'gru'; got '{policy}'"):
+            ShapingConfig(policy=policy, gru_mlp=True)
+    with pytest.raises(ValueError, match="gru_mlp must be True or False; got 1"):
+        ShapingConfig(policy="gru", gru_mlp=1)
+
+
 def test_the_step_mean_baseline_is_refused_with_a_critic():
     with pytest.raises(ValueError, match="unknown meta_baseline 'critic'; known meta baselines: none, step-mean"):
         ShapingConfig(meta_baseline="critic")
@@ -246,6 +259,7 @@ def test_the_step_mean_baseline_is_refused_with_a_critic():
 
 @pytest.mark.parametrize("options", [
     dict(), dict(policy="memory-1"), dict(policy="gru", hidden_size=8), dict(policy="hawk", hidden_size=8),
+    dict(policy="gru", hidden_size=8, gru_mlp=True),
     dict(policy="gru", hidden_size=8, naive_policy="network"),
     dict(env="CleanUpLite-v0", episode_length=6, policy="hawk", hidden_size=8)], ids=str)
 def test_the_replay_under_the_playing_params_gives_the_games_log_probs(options):
