@@ -102,28 +102,29 @@ SEQUENCE_DESCRIPTION = ("The COALA IPD claims with GRU meta policies (width 32, 
 # (0.23) by update 900; with PPO it extorted for most of its 1,000 updates (docs/estimators/coala.md).
 SEQUENCE_OPTIMISERS = {"gru": dict(meta_learning_rate=0.003),
                        "hawk": dict(meta_learning_rate=0.0003, meta_epochs=4, meta_minibatches=2)}
-# What the mixed pools change from the shaping runs. The Hawk pools play 32 co-players per agent (128 games per
-# update, the paper's meta-batch if its 128 counts the pool's games): with 8 the COALA pool flattened at 0.57 and
-# 0.29 meta-vs-meta (seeds 0 and 1, 1,000 updates); with 32 it passed 0.8 within 300 in both seeds. The GRU pool
-# locks into defection at 8, 32 or 128 alike (docs/estimators/coala.md), so it keeps the cheap size.
-SEQUENCE_POOLS = {"gru": {}, "hawk": dict(meta_batch=32, updates=300, log_every=50)}
+# How many co-players each agent plays per update, and for how long. The Hawk suite plays 32 per agent (a pool's
+# 128 games per update are the paper's meta-batch if its 128 counts the pool's games): with 8 the COALA pool
+# flattened at 0.57 and 0.29 meta-vs-meta (seeds 0 and 1, 1,000 updates) and the COALA shaping run of seed 1
+# stopped extorting (0.598); with 32 the pools passed 0.8 within 300 updates and that shaping run extorted
+# throughout (docs/estimators/coala.md). The GRU pool locks into defection at 8, 32 or 128 alike, so the GRU
+# suite keeps the cheap size.
+SEQUENCE_SIZES = {"gru": dict(meta_batch=8, updates=1000, log_every=100),
+                  "hawk": dict(meta_batch=32, updates=300, log_every=50)}
 
 
-def sequence_runs(policy: str = "gru", updates: int = 1000, seeds=(0,)) -> list[CoalaRun]:
-    """The shaping and mixed-pool runs of ``default_runs`` with a sequence meta policy, meta-batch 8, trained
-    by ``SEQUENCE_OPTIMISERS[policy]``; the pools with ``SEQUENCE_POOLS[policy]`` in place of those settings."""
+def sequence_runs(policy: str = "gru", seeds=(0,)) -> list[CoalaRun]:
+    """The shaping and mixed-pool runs of ``default_runs`` with a sequence meta policy, sized by
+    ``SEQUENCE_SIZES[policy]`` and trained by ``SEQUENCE_OPTIMISERS[policy]``."""
     if policy not in SEQUENCE_OPTIMISERS:
         raise ValueError(f"policy must be a sequence policy, 'gru' or 'hawk'; got {policy!r}")
-    return _shaping_and_pools(policy=policy, meta_batch=8, updates=updates, seeds=tuple(seeds),
-                              pools=SEQUENCE_POOLS[policy], **SEQUENCE_OPTIMISERS[policy])
+    return _shaping_and_pools(policy=policy, seeds=tuple(seeds), **SEQUENCE_SIZES[policy],
+                              **SEQUENCE_OPTIMISERS[policy])
 
 
-def _shaping_and_pools(pools=None, **common) -> list[CoalaRun]:
-    """Shaping under each rule, then mixed pools of 4 at p_naive 0.75 under each rule, all with ``common``
-    (the pools with ``pools`` over it)."""
-    pool = {**common, **(pools or {})}
+def _shaping_and_pools(**common) -> list[CoalaRun]:
+    """Shaping under each rule, then mixed pools of 4 at p_naive 0.75 under each rule, all with ``common``."""
     return ([CoalaRun("shaping", rule, **common) for rule in RULES]
-            + [CoalaRun("mixed", rule, p_naive=0.75, population=4, normalize_advantages=True, **pool)
+            + [CoalaRun("mixed", rule, p_naive=0.75, population=4, normalize_advantages=True, **common)
                for rule in RULES])
 
 
@@ -146,9 +147,8 @@ def cleanup_runs(updates: int = 500, seeds=(0,), sizes=(64, 4, 4), meta_batch: i
 HAWK_NAME = "coala-hawk"
 HAWK_DESCRIPTION = ("The coala-sequence runs with the COALA paper's own meta policy, one residual Hawk block "
                     "(RG-LRU, width 32; De et al. 2024) in place of the GRU, and its meta optimiser, PPO (Adam 3e-4, "
-                    "4 epochs of 2 minibatches, clip 0.2), 1 seed; the shaping runs 1,000 updates, the mixed pools "
-                    "300 with 32 co-players per agent (about 2 3/4 hours here: 11 minutes each shaping run and 43 "
-                    "each mixed pool).")
+                    "4 epochs of 2 minibatches, clip 0.2), 1 seed x 300 updates with 32 co-players per agent "
+                    "(about 2 3/4 hours here: 11 minutes each shaping run and 43 each mixed pool).")
 
 # Every COALA suite: name -> (its runs, its description).
 SUITES = {NAME: (default_runs, DESCRIPTION), SEQUENCE_NAME: (sequence_runs, SEQUENCE_DESCRIPTION),

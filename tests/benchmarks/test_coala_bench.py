@@ -84,9 +84,10 @@ def test_each_sequence_suite_runs_its_policy_and_its_claims_read_only_its_record
     # The GRU: one Adam step of 3e-3 per batch; the Hawk block: the paper's PPO, Adam 3e-4, 4 epochs x 2 minibatches.
     expected = {"gru": (0.003, 1, 1), "hawk": (0.0003, 4, 2)}[policy]
     assert {(run.meta_learning_rate, run.meta_epochs, run.meta_minibatches) for run in runs} == {expected}
-    # The Hawk pools play 32 co-players per agent (with 8 they stalled below the claim's level); the rest 8.
-    pool_batch = {"gru": 8, "hawk": 32}[policy]
-    assert {(run.setting, run.meta_batch) for run in runs} == {("shaping", 8), ("mixed", pool_batch)}
+    # The Hawk suite plays 32 co-players per agent for 300 updates (with 8 its pools stalled below the claim's
+    # level and a shaping seed stopped extorting), the GRU suite 8 for 1,000.
+    meta_batch, updates = {"gru": (8, 1000), "hawk": (32, 300)}[policy]
+    assert {(run.meta_batch, run.updates) for run in runs} == {(meta_batch, updates)}
     other = "Hawk" if label == "GRU" else "GRU"
 
     def record(rule, mvm):
@@ -100,7 +101,7 @@ def test_each_sequence_suite_runs_its_policy_and_its_claims_read_only_its_record
     (mixed,) = [r for r in rows if r["claim"].startswith(f"With sequence policies ({label}) mixed")]
     (shaping,) = [r for r in rows if r["claim"].startswith(f"With sequence policies ({label}) COALA")]
     assert label in mixed["setting"] and f"cocoa bench {suite} " in shaping["command"]
-    assert f"meta-batch {pool_batch} per agent," in mixed["setting"] and "meta-batch 8 per agent," in shaping["setting"]
+    assert all(f"meta-batch {meta_batch} per agent," in r["setting"] for r in (mixed, shaping))
     rows = coala.claims([record("coala", 0.0), record("m-fos", 0.0), record("batch-unaware", 0.0)])
     assert _status(rows, f"With sequence policies ({label}) mixed") == "fail"
     assert {r["claim"] for r in coala.claims([], suite)} == {r["claim"] for r in rows if label in r["claim"]}
