@@ -68,7 +68,8 @@ class CoalaRun:
     def name(self) -> str:
         prefix = "" if self.env == IPD else "cleanup-"
         suffix = "" if self.start == "defect" else f"-from-{self.start}"
-        return f"{prefix}{self.setting}-{self.policy.split()[0]}-{self.rule}-p{self.p_naive:g}{suffix}"
+        policy = self.policy.split()[0] + ("-mlp" if self.gru_mlp else "")
+        return f"{prefix}{self.setting}-{policy}-{self.rule}-p{self.p_naive:g}{suffix}"
 
 
 def default_runs(updates: int = 2000, seeds=(0, 1), sizes=(10, 20, 16), log_every: int = 100) -> list[CoalaRun]:

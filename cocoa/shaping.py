@@ -89,7 +89,8 @@ class ShapingConfig:
     naive_policy: str | None = None
     hidden_size: int = 32  # the GRU's or the Hawk block's width
     # "gru" only: the Hawk block's gated MLP sub-block (cocoa.hawk.gated_mlp) after the GRU. Without it the
-    # GRU's mixed pools lock into mutual defection; with it they can come back (docs/estimators/coala.md).
+    # GRU's mixed pools lock into mutual defection; with it one seed of two came back to about 0.5 per step
+    # with its own kind (docs/estimators/coala.md). Off by default: an ablation, not a fix.
     gru_mlp: bool = False
     population: int = 1  # meta agents, updated together
     p_naive: float = 1.0  # the probability that a co-player is naive, else another meta agent of the pool

@@ -107,6 +107,12 @@ def test_each_sequence_suite_runs_its_policy_and_its_claims_read_only_its_record
     assert {r["claim"] for r in coala.claims([], suite)} == {r["claim"] for r in rows if label in r["claim"]}
 
 
+def test_a_gru_run_with_the_gated_mlp_has_a_name_of_its_own():
+    plain = coala.CoalaRun("mixed", "coala", policy="gru", p_naive=0.75)
+    assert plain.name == "mixed-gru-coala-p0.75"
+    assert dataclasses.replace(plain, gru_mlp=True).name == "mixed-gru-mlp-coala-p0.75"
+
+
 def test_the_sequence_suite_refuses_a_policy_that_is_not_a_sequence_policy():
     with pytest.raises(ValueError, match="policy must be a sequence policy, 'gru' or 'hawk'; got 'tabular'"):
         coala.sequence_runs("tabular")
