@@ -15,7 +15,8 @@ OUT/key-to-door``, hours; its L = 103 runs are this command's), shadow training
 (``cocoa bench shadow-key-to-door --out OUT/shadow-key-to-door``, hours), the sequence policies
 (``cocoa bench coala-sequence --out OUT/coala-sequence``, about 12 minutes; ``cocoa bench coala-hawk
 --out OUT/coala-hawk``, about 2 3/4 hours) and CleanUp-lite (``cocoa bench coala-cleanup --out
-OUT/coala-cleanup``, about 7 minutes).
+OUT/coala-cleanup``, about 7 minutes; at the paper's scale ``cocoa bench coala-cleanup-paper --out
+OUT/coala-cleanup-paper``, an accelerator's job).
 
 Then ``OUT/report.md`` (the claims table, the figures and a paragraph per part) and
 ``OUT/claims.json`` (the same rows: ``claim_table``). Rows that need more compute than this

@@ -63,6 +63,18 @@ class CoalaRun:
     log_every: int = 100
     sizes: tuple = (10, 20, 16)  # T, M, B
     start: str = "defect"  # analytic runs only: the pool's first policy (cocoa.analytic_pool.ANALYTIC_STARTS)
+    # Any other ShapingConfig settings, as (name, value) pairs: the paper-scale CleanUp-lite runs' naive
+    # learners, reward scale, gradient clipping and chunking.
+    shaping: tuple = ()
+
+    def __post_init__(self):
+        own = {field.name for field in dataclasses.fields(self)}
+        known = {field.name for field in dataclasses.fields(ShapingConfig)} - own - {"episode_length", "episodes",
+                                                                                      "batch_size"}
+        for pair in self.shaping:
+            if not (isinstance(pair, tuple) and len(pair) == 2 and pair[0] in known):
+                raise ValueError(f"shaping must hold (name, value) pairs of ShapingConfig settings that CoalaRun does "
+                                 f"not set itself ({', '.join(sorted(known))}); got {pair!r}")
 
     @property
     def name(self) -> str:
@@ -145,6 +157,42 @@ def cleanup_runs(updates: int = 500, seeds=(0,), sizes=(64, 4, 4), meta_batch: i
                               log_every=log_every)
 
 
+CLEANUP_PAPER_NAME = "coala-cleanup-paper"
+CLEANUP_PAPER_DESCRIPTION = ("The COALA CleanUp-lite claims at the paper's scale (its App. B.4): Hawk meta agents with a "
+                             "learned critic; shaping with PPO at T 64, M 100, B 32 and 512 co-players per update (10^8 "
+                             "steps) for 3,000 updates, mixed pools of 3 at p_naive 0.75 with naive learners copied from "
+                             "the pool and plain SGD at T 64, M 5, B 64 and 512 co-players per agent for 30,000 updates; "
+                             "5 seeds. An accelerator's job.")
+# The paper's CleanUp-lite settings (Meulemans et al., ICLR 2025, App. B.4, Tables 5, 7 and 8), per setting. Both:
+# rewards scaled by 0.1, advantages normalised, each agent's gradient clipped at norm 1, a learned critic (gamma =
+# lambda = 1). The replay's gradient runs in 16 pieces of co-players, which only bounds its memory.
+CLEANUP_PAPER = {
+    "shaping": dict(sizes=(64, 100, 32), meta_batch=512, population=1, updates=3000, log_every=100,
+                    meta_epochs=4, meta_minibatches=2,  # PPO, Adam; clip 0.2
+                    learning_rates={"coala": 1e-3, "m-fos": 3e-3, "batch-unaware": 1e-3},
+                    naive=(("naive_learning_rate", 0.005), ("naive_discount", 0.99), ("naive_inits", 10))),
+    "mixed": dict(sizes=(64, 5, 64), meta_batch=512, population=3, p_naive=0.75, updates=30000, log_every=1000,
+                  learning_rates={"coala": 0.1, "m-fos": 0.03, "batch-unaware": 0.03},  # A2C with plain SGD
+                  naive=(("naive_optimizer", "sgd"), ("naive_learning_rate", 1.0), ("dynamic_naive", True)),
+                  optimizer=(("meta_optimizer", "sgd"),)),
+}
+
+
+def cleanup_paper_runs(seeds=(0, 1, 2, 3, 4), meta_grad_chunks: int = 16) -> list[CoalaRun]:
+    """The paper-scale CleanUp-lite runs (``CLEANUP_PAPER``): shaping under each rule, then mixed pools of 3
+    at p_naive 0.75 under each rule."""
+    runs = []
+    for setting, paper in CLEANUP_PAPER.items():
+        paper = dict(paper)
+        learning_rates, naive, optimizer = paper.pop("learning_rates"), paper.pop("naive"), paper.pop("optimizer", ())
+        shaping = (("reward_scale", 0.1), ("meta_max_grad_norm", 1.0), ("meta_grad_chunks", meta_grad_chunks),
+                   *optimizer, *naive)
+        runs += [CoalaRun(setting, rule, env=CLEANUP, policy="hawk", meta_critic=True, normalize_advantages=True,
+                          meta_learning_rate=learning_rates[rule], seeds=tuple(seeds), shaping=shaping, **paper)
+                 for rule in RULES]
+    return runs
+
+
 HAWK_NAME = "coala-hawk"
 HAWK_DESCRIPTION = ("The coala-sequence runs with the COALA paper's own meta policy, one residual Hawk block "
                     "(RG-LRU, width 32; De et al. 2024) in place of the GRU, and its meta optimiser, PPO (Adam 3e-4, "
@@ -154,7 +202,8 @@ HAWK_DESCRIPTION = ("The coala-sequence runs with the COALA paper's own meta pol
 # Every COALA suite: name -> (its runs, its description).
 SUITES = {NAME: (default_runs, DESCRIPTION), SEQUENCE_NAME: (sequence_runs, SEQUENCE_DESCRIPTION),
           HAWK_NAME: (functools.partial(sequence_runs, "hawk"), HAWK_DESCRIPTION),
-          CLEANUP_NAME: (cleanup_runs, CLEANUP_DESCRIPTION)}
+          CLEANUP_NAME: (cleanup_runs, CLEANUP_DESCRIPTION),
+          CLEANUP_PAPER_NAME: (cleanup_paper_runs, CLEANUP_PAPER_DESCRIPTION)}
 
 
 def runs_of(suite: str) -> list[CoalaRun]:
@@ -210,7 +259,7 @@ def run_one(run: CoalaRun, progress: bool = True) -> dict:
                            normalize_advantages=run.normalize_advantages, policy=run.policy,
                            meta_learning_rate=run.meta_learning_rate, meta_critic=run.meta_critic,
                            meta_baseline=run.meta_baseline, meta_epochs=run.meta_epochs,
-                           meta_minibatches=run.meta_minibatches, gru_mlp=run.gru_mlp)
+                           meta_minibatches=run.meta_minibatches, gru_mlp=run.gru_mlp, **dict(run.shaping))
     out = train_shaping(config, seeds=run.seeds, updates=run.updates, log_every=run.log_every, progress=progress)
     with warnings.catch_warnings():  # the means of a kind of game never played are NaN: null in the record
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -224,7 +273,7 @@ def run_one(run: CoalaRun, progress: bool = True) -> dict:
                   meta_critic=run.meta_critic, meta_baseline=config.meta_baseline,
                   meta_learning_rate=run.meta_learning_rate, meta_epochs=run.meta_epochs,
                   meta_minibatches=run.meta_minibatches, gru_mlp=run.gru_mlp,
-                  steps_per_update=config.steps_per_update)
+                  steps_per_update=config.steps_per_update, **({"shaping": dict(run.shaping)} if run.shaping else {}))
     return _clean(record)
 
 
@@ -307,15 +356,15 @@ def claims(records: list[dict], suite: str | None = None) -> list[dict]:
                 f"{', '.join(f'{p:.2f}' for p in c['cooperation_probabilities'][0])})")
         return text, c["meta_vs_meta_reward"] > 0.8 and moved > 0.1
 
-    def cleanup_shaping():
-        c, m, u = (get("shaping", r, 1.0, "gru", CLEANUP) for r in RULES)
+    def cleanup_shaping(policy):
+        c, m, u = (get("shaping", r, 1.0, policy, CLEANUP) for r in RULES)
         text = (f"COALA meta {_value(c, 'meta_reward')}, naive {_value(c, 'naive_reward')}; "
                 f"M-FOS meta {_value(m, 'meta_reward')}; batch-unaware meta {_value(u, 'meta_reward')}"
                 f" ({len(c['seeds'])} seed(s), {c['updates']:,} updates of {c['steps_per_update']:,} steps)")
         return text, c["meta_reward"] > c["naive_reward"] and c["meta_reward"] > max(m["meta_reward"], u["meta_reward"])
 
-    def cleanup_mixed():
-        c, m, u = (get("mixed", r, 0.75, "gru", CLEANUP) for r in RULES)
+    def cleanup_mixed(policy):
+        c, m, u = (get("mixed", r, 0.75, policy, CLEANUP) for r in RULES)
         text = (f"meta-vs-meta: COALA {_value(c, 'meta_vs_meta_reward')}, M-FOS {_value(m, 'meta_vs_meta_reward')}, "
                 f"batch-unaware {_value(u, 'meta_vs_meta_reward')}; time on the river in meta-vs-meta games, "
                 f"last inner episode: COALA {_last(c)}, M-FOS {_last(m)}, batch-unaware {_last(u)} "
@@ -337,6 +386,9 @@ def claims(records: list[dict], suite: str | None = None) -> list[dict]:
     cleanup = ("CPU scale: GRU meta agents (width 32) with a learned critic against A2C network naive learners, "
                "T 64 M 4 B 4, meta-batch 4, the last 50 updates; the paper's runs are accelerator-scale, about 10^8 "
                "environment steps per update")
+    cleanup_paper = ("the paper's scale (App. B.4): Hawk meta agents (width 32) with a learned critic against A2C network "
+                     "naive learners; shaping T 64 M 100 B 32, mixed pools T 64 M 5 B 64, 512 co-players per agent and "
+                     "update; the last 100 (shaping) and 1,000 (mixed) updates")
     table = [  # (the suite that runs the claim, its row)
         (NAME, row(
             "COALA extorts naive learners (meta above 1, naive below 1) where M-FOS and batch-unaware get far less",
@@ -373,14 +425,16 @@ def claims(records: list[dict], suite: str | None = None) -> list[dict]:
             row(f"With sequence policies ({label}) mixed pools of COALA agents cooperate; M-FOS and batch-unaware "
                 "defect", COALA_PAPER, ipd, f"mixed pool of 4, p_naive 0.75, {agents}, {_sizes(suite, 'mixed')}",
                 "COALA > 0.8, the others < 0.3", DOCS, mixed(policy), _command(suite)))],
-        (CLEANUP_NAME, row(
-            "On CleanUp-lite COALA shapes naive learners to its own advantage, more than M-FOS and batch-unaware",
-            COALA_PAPER, "Sec. 5, CleanUp", f"shaping, {cleanup}", "COALA meta > naive, and > the others' meta",
-            CLEANUP_DOCS, cleanup_shaping, _command(CLEANUP_NAME))),
-        (CLEANUP_NAME, row(
-            "On CleanUp-lite mixed pools of COALA agents cooperate; M-FOS and batch-unaware get less from each other",
-            COALA_PAPER, "Sec. 5, CleanUp", f"mixed pool of 4, p_naive 0.75, {cleanup}",
-            "COALA meta-vs-meta > 1.1 x the others'", CLEANUP_DOCS, cleanup_mixed, _command(CLEANUP_NAME))),
+        *[(suite, claim) for suite, where, policy, pool, setting in (
+            (CLEANUP_NAME, "On CleanUp-lite", "gru", 4, cleanup),
+            (CLEANUP_PAPER_NAME, "On CleanUp-lite at the paper's scale,", "hawk", 3, cleanup_paper)) for claim in (
+            row(f"{where} COALA shapes naive learners to its own advantage, more than M-FOS and batch-unaware",
+                COALA_PAPER, "Sec. 5, CleanUp", f"shaping, {setting}", "COALA meta > naive, and > the others' meta",
+                CLEANUP_DOCS, functools.partial(cleanup_shaping, policy), _command(suite)),
+            row(f"{where} mixed pools of COALA agents cooperate; M-FOS and batch-unaware get less from each "
+                "other", COALA_PAPER, "Sec. 5, CleanUp", f"mixed pool of {pool}, p_naive 0.75, {setting}",
+                "COALA meta-vs-meta > 1.1 x the others'", CLEANUP_DOCS, functools.partial(cleanup_mixed, policy),
+                _command(suite)))],
     ]
     return [r for name, r in table if suite is None or name == suite]
 
@@ -492,7 +546,10 @@ def write_report(records: list[dict], out: Path, failed: dict[str, str] | None =
 
 
 def _record_path(out_dir, run: CoalaRun) -> Path:
-    return Path(out_dir) / "runs" / f"{run.name}-{digest(dataclasses.asdict(run))}.json"
+    config = dataclasses.asdict(run)
+    if not run.shaping:  # a run without extra settings keeps the name it had before CoalaRun could hold them
+        del config["shaping"]
+    return Path(out_dir) / "runs" / f"{run.name}-{digest(config)}.json"
 
 
 def _error_path(out_dir, run: CoalaRun) -> Path:

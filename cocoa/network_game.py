@@ -9,8 +9,8 @@ Every player runs one recurrent network ``network(params, state, observations (B
 ((logits (B, A), value (B,)), state)``. The meta agent's params are fixed within the
 meta-trajectory and its recurrent state persists across the inner episodes. The co-player is
 
-* a naive learner (``is_naive``): fresh params drawn from ``network_init`` with its own key, its
-  state reset at every inner episode's start, and after every inner episode one A2C step (an optax
+* a naive learner (``is_naive``): its params from ``naive_start(key, opponent params)`` (fresh ones
+  drawn with its own key, or a copy of a meta agent's), its state reset at every inner episode's start, and after every inner episode one A2C step (an optax
   step, its optimiser state kept across the meta-trajectory) on its own B episodes: Monte-Carlo
   returns within the episode, less its value (or the batch-mean return), the advantages
   normalised, plus a squared-error value loss; everything of it is discarded at the end; or
@@ -51,14 +51,24 @@ def unroll(network, initial_state, params, observations, actions):
     return jnp.take_along_axis(jax.nn.log_softmax(logits), actions[..., None], axis=-1)[..., 0], values
 
 
+def discounted_returns(rewards, discount: float = 1.0):
+    """Monte-Carlo returns within an episode: rewards (..., T) -> sum_{k >= t} discount^(k - t) r_k."""
+    if discount == 1.0:
+        return jnp.cumsum(rewards[..., ::-1], axis=-1)[..., ::-1]
+    steps = jnp.arange(rewards.shape[-1])
+    powers = jnp.where(steps[:, None] >= steps[None, :], discount ** (steps[:, None] - steps[None, :]), 0.0)
+    return rewards @ powers.astype(rewards.dtype)  # powers[k, t] = discount^(k - t) for k >= t
+
+
 def a2c_loss(network, initial_state, params, observations, actions, rewards, *, reward_scale: float,
-             baseline: str):
+             baseline: str, discount: float = 1.0):
     """The naive learner's loss on its B episodes of one inner episode: observations (B, T, D),
-    actions (B, T), rewards (B, T). Monte-Carlo returns within the episode (scaled), less the value
+    actions (B, T), rewards (B, T). Monte-Carlo returns within the episode (scaled, discounted by
+    ``discount``), less the value
     (``baseline="value"``) or the mean return at each step over the B episodes; the advantages
     normalised over the batch; the value regressed on the returns."""
     log_probs, values = unroll(network, initial_state, params, observations, actions)
-    returns = jnp.cumsum(rewards[:, ::-1], axis=1)[:, ::-1] * reward_scale
+    returns = discounted_returns(rewards, discount) * reward_scale
     base = values if baseline == "value" else jnp.mean(returns, axis=0, keepdims=True)
     advantages = jax.lax.stop_gradient(returns - base)
     advantages = (advantages - jnp.mean(advantages)) / (jnp.std(advantages) + 1e-8)
@@ -67,21 +77,22 @@ def a2c_loss(network, initial_state, params, observations, actions, rewards, *, 
     return policy_loss + VALUE_LOSS_WEIGHT * value_loss
 
 
-def make_run(env, network: Callable, network_init: Callable, initial_state: Callable, *, episode_length: int,
+def make_run(env, network: Callable, naive_start: Callable, initial_state: Callable, *, episode_length: int,
              episodes: int, batch_size: int, naive_optimizer: optax.GradientTransformation, reward_scale: float,
-             naive_baseline: str, cooperation: Callable) -> Callable:
+             naive_baseline: str, cooperation: Callable, naive_discount: float = 1.0) -> Callable:
     """(meta params, key, opponent params, is_naive) -> dict of (B, M T) arrays: the meta agent's
     ``log_probs``, ``values`` (its value head's), ``rewards`` and ``cooperated``, its inputs ``observations``
     (B, M T, D) and ``actions``, the co-player's ``co_rewards`` and ``co_cooperated``. ``env``: gymnax-style, ``reset(key)`` -> (observations (2, D), state),
     ``step(key, state, actions (2,))`` -> (observations, state, rewards (2,), done).
+    ``naive_start(key, opponent params)`` -> the naive learner's first params.
     ``cooperation(state, actions (2,))`` -> bool (2,): what counts as cooperating (the report's
     per-episode cooperation)."""
     batch = batch_size
 
     def run(meta_params, key, opponent_params, is_naive):
         naive_key, play_key = jax.random.split(key)
-        naive_params = network_init(naive_key)
         opponent_params = jax.lax.stop_gradient(opponent_params)
+        naive_params = naive_start(naive_key, opponent_params)
 
         def episode(carry, key):
             naive_params, naive_opt_state, meta_state, opponent_state = carry
@@ -115,7 +126,7 @@ def make_run(env, network: Callable, network_init: Callable, initial_state: Call
             # The naive learner's A2C step on its own B episodes just played.
             gradient = jax.grad(lambda p: a2c_loss(network, initial_state(batch), p, co_observations, co_actions,
                                                    outputs[4], reward_scale=reward_scale,
-                                                   baseline=naive_baseline))(naive_params)
+                                                   baseline=naive_baseline, discount=naive_discount))(naive_params)
             updates, naive_opt_state = naive_optimizer.update(gradient, naive_opt_state, naive_params)
             naive_params = jax.lax.stop_gradient(optax.apply_updates(naive_params, updates))
             opponent_state = jax.tree.map(lambda kept, played: jnp.where(is_naive, kept, played), opponent_state,

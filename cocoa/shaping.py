@@ -53,7 +53,7 @@ POLICIES = ("tabular", "memory-1", "gru", "hawk")
 TABLE_POLICIES = ("tabular", "memory-1")  # logits looked up by observation, no network
 NAIVE_BASELINES = ("batch-mean", "value")
 META_BASELINES = ("none", "step-mean")
-META_OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd}
+OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd}  # the meta agents' and the network naive learners'
 METRICS = ("meta_reward", "naive_reward", "meta_vs_meta_reward")
 COOPERATION = ("meta_cooperation", "naive_cooperation", "meta_vs_meta_cooperation")  # per inner episode
 
@@ -114,6 +114,12 @@ class ShapingConfig:
     # logit moves in proportion to its gradient rather than at Adam's one pace for all (an ablation of
     # the tabular mixed pool; docs/estimators/coala.md).
     meta_optimizer: str = "adam"
+    # Each meta agent's gradient rescaled to this global norm at most before the optimiser's step (the
+    # paper's max_grad_norm, 1 for its Hawk agents); None: not clipped.
+    meta_max_grad_norm: float | None = None
+    # The replay's gradient is summed over this many equal pieces of each minibatch's co-players, one after
+    # the other: the same gradient with a fraction of the memory (for the paper's CleanUp-lite sizes).
+    meta_grad_chunks: int = 1
     # PPO (Schulman et al. 2017, arXiv 1707.06347), the paper's meta optimiser: each meta-batch is used
     # for ``meta_epochs`` passes of ``meta_minibatches`` optimiser steps on the clipped surrogate (ratios
     # clipped to 1 +- ``meta_clip``), the co-players reshuffled into minibatches every pass. The paper's
@@ -127,6 +133,17 @@ class ShapingConfig:
     # it is worth less than defecting; docs/estimators/coala.md). Network: Adam's learning rate,
     # 0.005 (the paper's), the gradient norm clipped at 1.
     naive_learning_rate: float | None = None
+    # Network learners only: "adam" (the paper's IPD and CleanUp-lite shaping) or "sgd" (its CleanUp-lite
+    # pools, at learning rate 1); either after the gradient's norm is clipped at 1. Memory-1 learners take
+    # plain steps.
+    naive_optimizer: str = "adam"
+    # The naive learner's discount of its Monte-Carlo returns within an inner episode (the paper's 0.99
+    # in CleanUp-lite shaping; 1 elsewhere).
+    naive_discount: float = 1.0
+    # Network learners only: each naive learner starts as a copy of a meta agent of the pool drawn
+    # uniformly (itself included), the paper's "dynamic naive agents" of its CleanUp-lite pools, rather
+    # than from fresh or fixed params (``naive_inits``).
+    dynamic_naive: bool = False
     # The naive learner's baseline: "batch-mean" (the mean return at each step over its B games) or
     # "value" (A2C). Memory-1 learners default to "batch-mean"; their values are one per observation,
     # 0 at each meta-trajectory's start, and after every inner episode each moves
@@ -181,9 +198,26 @@ class ShapingConfig:
             raise ValueError("naive_policy 'network' runs the meta agents' network, so the policy must be a "
                              f"sequence policy, 'gru' or 'hawk'; got {self.policy!r}" + (f" (on {CLEANUP} it is always "
                              "'network')" if self.env == CLEANUP else ""))
-        if self.meta_optimizer not in META_OPTIMIZERS:
-            raise ValueError(f"unknown meta_optimizer {self.meta_optimizer!r}; known meta optimizers: "
-                             f"{', '.join(META_OPTIMIZERS)}")
+        for name in ("meta_optimizer", "naive_optimizer"):
+            if getattr(self, name) not in OPTIMIZERS:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; known optimizers: {', '.join(OPTIMIZERS)}")
+        if not isinstance(self.dynamic_naive, bool):
+            raise ValueError(f"dynamic_naive must be True or False; got {self.dynamic_naive!r}")
+        for name, changed in (("naive_optimizer", self.naive_optimizer != "adam"), ("dynamic_naive", self.dynamic_naive)):
+            if changed and self.naive_policy != "network":
+                raise ValueError(f"{name} is for network naive learners; naive_policy is {self.naive_policy!r}")
+        if self.dynamic_naive and self.naive_inits:
+            raise ValueError(f"dynamic_naive starts the naive learners from the meta agents, so naive_inits must be 0; "
+                             f"got {self.naive_inits!r}")
+        if not isinstance(self.naive_discount, (int, float)) or isinstance(self.naive_discount, bool) \
+                or not 0 < self.naive_discount <= 1:
+            raise ValueError(f"naive_discount must be in (0, 1]; got {self.naive_discount!r}")
+        if self.meta_max_grad_norm is not None:
+            check_positive_number("meta_max_grad_norm", self.meta_max_grad_norm)
+        check_integer("meta_grad_chunks", self.meta_grad_chunks, 1)
+        if (self.meta_batch // self.meta_minibatches) % self.meta_grad_chunks:
+            raise ValueError(f"meta_grad_chunks ({self.meta_grad_chunks}) must divide the co-players of a minibatch "
+                             f"(meta_batch / meta_minibatches = {self.meta_batch // self.meta_minibatches})")
         if self.meta_baseline is None:
             object.__setattr__(self, "meta_baseline", "none" if self.meta_critic else "step-mean")
         if self.meta_baseline not in META_BASELINES:
@@ -373,7 +407,7 @@ def naive_step(config: ShapingConfig, naive_logits, values, seen, cooperated, re
     ``config.naive_baseline == "value"``): one policy-gradient step on the Monte-Carlo returns within
     the episode less the baseline. A learned baseline is the values from before the episode (so it
     does not depend on the actions it is a baseline for); they then take their own step."""
-    returns = jnp.cumsum(rewards[:, ::-1], axis=1)[:, ::-1] * config.reward_scale
+    returns = network_game.discounted_returns(rewards, config.naive_discount) * config.reward_scale
     if config.naive_baseline == "value":
         baseline = values[seen]
         # Each value moves that fraction of the way to the mean return seen from its observation
@@ -444,7 +478,7 @@ def naive_start(config: ShapingConfig) -> Callable:
 def make_game(config: ShapingConfig) -> Callable:
     """(meta params, key, opponent params, is_naive) -> the dict of ``make_meta_trajectory``. The
     naive learner starts at ``naive_start``; a network one takes one A2C step per inner episode with
-    Adam (``naive_learning_rate``, gradient norm clipped at 1)."""
+    ``naive_optimizer`` (``naive_learning_rate``, gradient norm clipped at 1)."""
     start = naive_start(config)
     if config.naive_policy == "memory-1":
         run = make_meta_trajectory(config)
@@ -458,12 +492,15 @@ def make_game(config: ShapingConfig) -> Callable:
 
         return game
     _, apply, initial_state = player_network(config)
+    # With dynamic naive learners the co-player's params are the meta agent it copies (``_meta_batch``).
+    naive = (lambda key, opponent: opponent) if config.dynamic_naive else (lambda key, opponent: start(key))
+    optimizer = OPTIMIZERS[config.naive_optimizer](config.naive_learning_rate)
     return network_game.make_run(
-        _network_env(config), apply, start, initial_state, episode_length=config.episode_length,
+        _network_env(config), apply, naive, initial_state, episode_length=config.episode_length,
         episodes=config.episodes, batch_size=config.batch_size,
-        naive_optimizer=optax.chain(optax.clip_by_global_norm(1.0), optax.adam(config.naive_learning_rate)),
+        naive_optimizer=optax.chain(optax.clip_by_global_norm(1.0), optimizer),
         reward_scale=config.reward_scale, naive_baseline=config.naive_baseline,
-        cooperation=_cooperation(config))
+        cooperation=_cooperation(config), naive_discount=config.naive_discount)
 
 
 def _cooperation(config: ShapingConfig) -> Callable:
@@ -556,6 +593,9 @@ def _meta_batch(config: ShapingConfig) -> tuple[Callable, Callable]:
         # Another meta agent of the pool (the agent itself when it is alone).
         offsets = jax.random.randint(opponent_key, (pool, slots), 1, max(pool, 2)) if pool > 1 else 0
         opponents = (jnp.arange(pool)[:, None] + offsets) % pool * jnp.ones((pool, slots), jnp.int32)
+        if config.dynamic_naive:  # a naive learner starts as a copy of any meta agent of the pool, itself included
+            copied = jax.random.randint(jax.random.fold_in(opponent_key, 1), (pool, slots), 0, pool)
+            opponents = jnp.where(is_naive, copied, opponents)
         opponent_params = jax.tree.map(lambda x: x[opponents], pool_params)  # (P, K, ...)
         keys = jax.random.split(play_key, pool * slots).reshape(pool, slots, -1)
         play = jax.vmap(jax.vmap(run, (None, 0, 0, 0)), (0, 0, 0, 0))
@@ -623,21 +663,49 @@ def make_meta_gradient(config: ShapingConfig) -> Callable:
     return gradient_of
 
 
+def clip_per_agent(max_norm: float) -> optax.GradientTransformation:
+    """Each meta agent's gradient (the slice at its index of every leaf's leading pool axis) rescaled to
+    global norm ``max_norm`` at most, as ``optax.clip_by_global_norm`` does for one agent."""
+    def update(updates, state, params=None):
+        del params
+        squares = sum(jnp.sum(jnp.reshape(x, (x.shape[0], -1)) ** 2, axis=1) for x in jax.tree.leaves(updates))
+        scale = jnp.minimum(1.0, max_norm / jnp.maximum(jnp.sqrt(squares), 1e-12))  # (P,)
+        return jax.tree.map(lambda x: x * scale.reshape((-1,) + (1,) * (x.ndim - 1)).astype(x.dtype), updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def make_meta_update(config: ShapingConfig) -> tuple[Callable, optax.GradientTransformation]:
     """``(update, optimizer)``: ``update((pool params, optimizer state), key)`` -> (new carry,
     metrics), the jitted update of the pool (module docstring): one meta-batch of games, then
     ``meta_epochs`` passes over it in ``meta_minibatches`` minibatches of co-players, each a step of
-    ``meta_optimizer`` (Adam by default) on the clipped surrogate (PPO; one pass in one minibatch: one
-    step along ``make_meta_gradient``'s estimate). Metrics: the rewards per step of ``METRICS`` (NaN
+    ``meta_optimizer`` (Adam by default; after ``clip_per_agent`` with ``meta_max_grad_norm``) on the
+    clipped surrogate (PPO; one pass in one minibatch: one step along ``make_meta_gradient``'s
+    estimate), its gradient summed over ``meta_grad_chunks`` pieces of the minibatch. Metrics: the rewards per step of ``METRICS`` (NaN
     where no game of that kind was played) and the cooperation per inner episode, (M,), of
     ``COOPERATION``."""
     collect, loss = _meta_batch(config)
-    optimizer = META_OPTIMIZERS[config.meta_optimizer](config.meta_learning_rate)
-    parts = config.meta_minibatches
+    optimizer = OPTIMIZERS[config.meta_optimizer](config.meta_learning_rate)
+    if config.meta_max_grad_norm is not None:
+        optimizer = optax.chain(clip_per_agent(config.meta_max_grad_norm), optimizer)
+    parts, chunks = config.meta_minibatches, config.meta_grad_chunks
+
+    def gradient(pool_params, minibatch):
+        if chunks == 1:
+            return jax.grad(loss)(pool_params, minibatch)
+        # The loss averages over the co-players (axis 1), so the mean of the pieces' gradients is the whole's.
+        pieces = jax.tree.map(lambda x: jnp.swapaxes(x.reshape((x.shape[0], chunks, -1) + x.shape[2:]), 0, 1),
+                              minibatch)
+
+        def add(total, piece):
+            return jax.tree.map(jnp.add, total, jax.grad(loss)(pool_params, piece)), None
+
+        total, _ = jax.lax.scan(add, jax.tree.map(jnp.zeros_like, pool_params), pieces)
+        return jax.tree.map(lambda g: g / chunks, total)
 
     def step(carry, minibatch):
         pool_params, opt_state = carry
-        updates, opt_state = optimizer.update(jax.grad(loss)(pool_params, minibatch), opt_state, pool_params)
+        updates, opt_state = optimizer.update(gradient(pool_params, minibatch), opt_state, pool_params)
         return (optax.apply_updates(pool_params, updates), opt_state), None
 
     def update(carry, key):

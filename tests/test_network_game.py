@@ -45,11 +45,14 @@ def test_the_a2c_loss_gradient_is_the_normalised_advantage_policy_gradient_plus_
     params = {"logits": jnp.asarray(rng.normal(size=num_actions)), "value": jnp.asarray(0.7)}
     actions = rng.integers(0, num_actions, (batch, steps))
     rewards = rng.normal(size=(batch, steps))
-    for baseline in ("value", "batch-mean"):
+    for baseline, discount in (("value", 1.0), ("batch-mean", 1.0), ("value", 0.9)):
         gradient = jax.grad(lambda p: network_game.a2c_loss(
             _logits_network, jnp.zeros(batch), p, jnp.zeros((batch, steps, 1)), jnp.asarray(actions),
-            jnp.asarray(rewards), reward_scale=scale, baseline=baseline))(params)
-        returns = np.cumsum(rewards[:, ::-1], axis=1)[:, ::-1] * scale
+            jnp.asarray(rewards), reward_scale=scale, baseline=baseline, discount=discount))(params)
+        returns = np.zeros_like(rewards)  # sum_{k >= t} discount^(k - t) r_k, step by step
+        for t in range(steps):
+            returns[:, t] = sum(discount ** (k - t) * rewards[:, k] for k in range(t, steps))
+        returns *= scale
         base = 0.7 if baseline == "value" else returns.mean(axis=0, keepdims=True)
         advantages = returns - base
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
@@ -82,7 +85,8 @@ def _counting_network(params, state, observations):
 def _run(network, init, env, *, steps, episodes, batch, **options):
     options = dict(naive_optimizer=optax.adam(0.1), reward_scale=1.0, naive_baseline="value",
                    cooperation=lambda state, actions: actions == 0) | options
-    return jax.jit(network_game.make_run(env, network, init, lambda b: jnp.zeros(b), episode_length=steps,
+    return jax.jit(network_game.make_run(env, network, lambda key, opponent: init(key), lambda b: jnp.zeros(b),
+                                         episode_length=steps,
                                          episodes=episodes, batch_size=batch, **options))
 
 

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from cocoa.shaping import (COOPERATION, METRICS, NAIVE_STARTS_KEY, ShapingConfig, init_params, make_game,
@@ -108,7 +109,17 @@ def test_the_opponent_type_is_drawn_with_p_naive():
     (dict(naive_value_learning_rate=2.0), "naive_value_learning_rate must be in \\(0, 1\\]; got 2.0"),
     (dict(naive_inits=-1), "naive_inits must be an integer >= 0; got -1"),
     (dict(naive_inits=10, naive_init_scale=0.0), "naive_init_scale must be a finite positive number; got 0.0"),
-    (dict(meta_optimizer="rmsprop"), "unknown meta_optimizer 'rmsprop'; known meta optimizers: adam, sgd")])
+    (dict(meta_optimizer="rmsprop"), "unknown meta_optimizer 'rmsprop'; known optimizers: adam, sgd"),
+    (dict(policy="gru", naive_policy="network", naive_optimizer="lion"), "unknown naive_optimizer 'lion'; known optimizers"),
+    (dict(naive_optimizer="sgd"), "naive_optimizer is for network naive learners; naive_policy is 'memory-1'"),
+    (dict(dynamic_naive=True), "dynamic_naive is for network naive learners; naive_policy is 'memory-1'"),
+    (dict(dynamic_naive=1), "dynamic_naive must be True or False; got 1"),
+    (dict(policy="gru", naive_policy="network", dynamic_naive=True, naive_inits=3), "naive_inits must be 0; got 3"),
+    (dict(naive_discount=0.0), "naive_discount must be in \\(0, 1\\]; got 0.0"),
+    (dict(meta_max_grad_norm=-1.0), "meta_max_grad_norm must be a finite positive number; got -1.0"),
+    (dict(meta_grad_chunks=0), "meta_grad_chunks must be an integer >= 1; got 0"),
+    (dict(meta_batch=8, meta_minibatches=2, meta_grad_chunks=3),
+     "meta_grad_chunks \\(3\\) must divide the co-players of a minibatch \\(meta_batch / meta_minibatches = 4\\)")])
 def test_bad_settings_name_themselves(options, message):
     with pytest.raises(ValueError, match=message):
         ShapingConfig(**options)
@@ -375,3 +386,59 @@ def test_a_game_s_naive_learner_plays_the_start_it_drew():
     nearest = np.argmin(np.abs(rates[:, None] - expected[None]), axis=1)
     np.testing.assert_array_less(np.abs(rates - expected[nearest]), 0.06)  # s.e. <= 0.017 over 800 plays
     assert set(nearest.tolist()) == {0, 1}
+
+
+def test_the_gradient_summed_over_chunks_of_co_players_is_the_whole_minibatch_s():
+    common = dict(policy="gru", hidden_size=4, episode_length=3, episodes=2, batch_size=2, meta_batch=8,
+                  population=2, p_naive=0.5, meta_epochs=2, meta_minibatches=2)
+    params = init_params(ShapingConfig(**common), jax.random.PRNGKey(0))
+    key = jax.random.PRNGKey(7)
+    results = []
+    for chunks in (1, 2, 4):
+        update, optimizer = make_meta_update(ShapingConfig(**common, meta_grad_chunks=chunks, meta_optimizer="sgd"))
+        results.append(update((params, optimizer.init(params)), key)[0][0])
+    moved = [float(jnp.abs(a - b).max()) for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(params))]
+    assert max(moved) > 1e-3
+    for chunked in results[1:]:
+        for a, b in zip(jax.tree.leaves(chunked), jax.tree.leaves(results[0])):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_each_meta_agent_s_gradient_is_clipped_to_the_max_norm_on_its_own():
+    from cocoa.shaping import clip_per_agent
+
+    gradient = {"a": jnp.array([[3.0, 0.0], [0.3, 0.0], [0.0, 0.0]]), "b": jnp.array([[[4.0]], [[0.4]], [[0.0]]])}
+    clipped, _ = clip_per_agent(1.0).update(gradient, optax.EmptyState())
+    np.testing.assert_allclose(clipped["a"][:, 0], [0.6, 0.3, 0.0], rtol=1e-6)  # agent 0: norm 5 -> 1
+    np.testing.assert_allclose(clipped["b"][:, 0, 0], [0.8, 0.4, 0.0], rtol=1e-6)  # agent 1 (norm 0.5) untouched
+    # In the update: an SGD step of learning rate 1 moves each agent by at most the max norm.
+    config = ShapingConfig(episode_length=3, episodes=4, batch_size=4, meta_batch=4, population=2, p_naive=0.5,
+                           meta_optimizer="sgd", meta_learning_rate=1.0, meta_max_grad_norm=1e-3)
+    params = init_params(config, jax.random.PRNGKey(0)) + 0.1
+    update, optimizer = make_meta_update(config)
+    (new, _), _ = update((params, optimizer.init(params)), jax.random.PRNGKey(7))
+    norms = np.sqrt(np.sum(np.asarray(new - params).reshape(2, -1) ** 2, axis=1))
+    np.testing.assert_allclose(norms, 1e-3, rtol=1e-4)
+
+
+def test_a_dynamic_naive_learner_starts_as_the_meta_agent_it_copies():
+    """On the IPD with network players: an opponent whose policy head always defects, copied by a dynamic
+    naive learner (learning rate ~0), defects in every game; a fresh naive learner (zero heads) cooperates
+    about half the time."""
+    common = dict(policy="gru", naive_policy="network", hidden_size=4, episode_length=3, episodes=2, batch_size=64,
+                  naive_learning_rate=1e-9)
+    meta = init_params(ShapingConfig(**common), jax.random.PRNGKey(0))
+    meta = jax.tree.map(lambda x: x[0], meta)
+    defector = dict(meta, policy_head=dict(meta["policy_head"], b=jnp.array([-30.0, 30.0])))  # (cooperate, defect)
+    key = jax.random.PRNGKey(1)
+    copied = jax.jit(make_game(ShapingConfig(**common, dynamic_naive=True)))(meta, key, defector, True)
+    fresh = jax.jit(make_game(ShapingConfig(**common)))(meta, key, defector, True)
+    assert not np.asarray(copied["co_cooperated"]).any()
+    assert 0.35 < float(np.mean(fresh["co_cooperated"])) < 0.65  # 384 plays of a uniform policy
+    # In the update, a naive slot's copied agent is any of the pool's, itself included.
+    update, optimizer = make_meta_update(ShapingConfig(**common, dynamic_naive=True, population=3, meta_batch=4,
+                                                        p_naive=0.5))
+    params = init_params(ShapingConfig(**common, population=3), jax.random.PRNGKey(0))
+    (new, _), metrics = update((params, optimizer.init(params)), key)
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(new))
+    assert np.isfinite(metrics["meta_reward"]) and np.isfinite(metrics["meta_vs_meta_reward"])

@@ -50,7 +50,7 @@ def test_the_claims_pass_and_fail_on_their_thresholds():
     assert rows[0]["status"] == "fail"  # batch-unaware within 0.3 of COALA
     records[2]["meta_reward"] = 0.2
     assert coala.claims(records)[0]["status"] == "pass"
-    assert [r["status"] for r in coala.claims(records)[1:]] == ["not run"] * 12  # the suite's other 6, 2 GRU, 2 Hawk, 2 CleanUp
+    assert [r["status"] for r in coala.claims(records)[1:]] == ["not run"] * 14  # the suite's other 6, 2 GRU, 2 Hawk, 2 + 2 CleanUp
     # The mixed-pool claim is read per policy: memory-1 agents cooperating do not pass the tabular row.
     records += [record("mixed", "coala", 0.75, mvm=0.95), record("mixed", "m-fos", 0.75, mvm=0.0),
                 record("mixed", "batch-unaware", 0.75, mvm=0.1)]
@@ -167,10 +167,13 @@ def test_the_cleanup_claims_read_cleanup_records_only():
              record("mixed", "batch-unaware", 0.75, mvm=0.1)]
     rows = coala.claims(shaping + mixed)
     cleanup = [r for r in rows if "CleanUp" in r["claim"]]
-    assert [r["status"] for r in cleanup] == ["pass", "fail"]  # 0.3 is not 1.1 x 0.28
+    assert [r["status"] for r in cleanup] == ["pass", "fail", "not run", "not run"]  # 0.3 is not 1.1 x 0.28
     assert "river" in cleanup[1]["measured"] and "4,096 steps" in cleanup[1]["measured"]
-    # the GRU IPD claims do not read CleanUp records
-    assert [r["status"] for r in rows if "CleanUp" not in r["claim"]] == ["not run"] * (len(rows) - 2)
+    # the GRU IPD claims do not read CleanUp records, nor the paper-scale rows GRU ones
+    assert [r["status"] for r in rows if r not in cleanup[:2]] == ["not run"] * (len(rows) - 2)
+    assert "cocoa bench coala-cleanup-paper " in cleanup[2]["command"]
+    hawk = [dict(r, policy="hawk") for r in shaping + mixed]
+    assert [r["status"] for r in coala.claims(hawk, coala.CLEANUP_PAPER_NAME)] == ["pass", "fail"]
     shaping[0]["naive_reward"] = 0.4  # the naive learners get more than COALA: no shaping to its advantage
     assert _status(coala.claims(shaping), "On CleanUp-lite COALA shapes") == "fail"
     ipd = [dict(r, env="IteratedPrisonersDilemma-v0") for r in shaping]
@@ -180,9 +183,47 @@ def test_the_cleanup_claims_read_cleanup_records_only():
 def test_the_coala_suites_are_known_by_name():
     from cocoa.benchmarks import suites
 
-    assert {coala.NAME, coala.SEQUENCE_NAME, coala.HAWK_NAME, coala.CLEANUP_NAME} <= set(suites.names())
+    assert {coala.NAME, coala.SEQUENCE_NAME, coala.HAWK_NAME, coala.CLEANUP_NAME,
+            coala.CLEANUP_PAPER_NAME} <= set(suites.names())
     assert all(suites.describe(name) for name in coala.SUITES)
     assert {run.env for run in coala.runs_of(coala.CLEANUP_NAME)} == {"CleanUpLite-v0"}
     with pytest.raises(ValueError, match="unknown COALA suite 'nope'; known: coala, coala-sequence, coala-hawk, "
-                                         "coala-cleanup"):
+                                         "coala-cleanup, coala-cleanup-paper"):
         coala.runs_of("nope")
+
+
+def test_the_paper_scale_cleanup_suite_has_the_paper_s_settings_and_runs_small(tmp_path):
+    """App. B.4 of the COALA paper (Tables 5, 7, 8): the sizes, optimisers and naive learners of its two
+    CleanUp-lite settings; the same runs, shrunk, train through the suite and keep their settings in the record."""
+    runs = {(run.setting, run.rule): run for run in coala.runs_of(coala.CLEANUP_PAPER_NAME)}
+    assert len(runs) == 6 and {run.policy for run in runs.values()} == {"hawk"}
+    shaping, mixed = runs["shaping", "coala"], runs["mixed", "coala"]
+    assert (shaping.sizes, shaping.meta_batch, shaping.population, shaping.updates) == ((64, 100, 32), 512, 1, 3000)
+    assert (mixed.sizes, mixed.meta_batch, mixed.population, mixed.p_naive, mixed.updates) == ((64, 5, 64), 512, 3,
+                                                                                              0.75, 30000)
+    assert (shaping.meta_epochs, shaping.meta_minibatches) == (4, 2) and (mixed.meta_epochs, mixed.meta_minibatches) == (1, 1)
+    assert [runs["shaping", r].meta_learning_rate for r in coala.RULES] == [1e-3, 3e-3, 1e-3]
+    assert [runs["mixed", r].meta_learning_rate for r in coala.RULES] == [0.1, 0.03, 0.03]
+    assert dict(shaping.shaping) == dict(reward_scale=0.1, meta_max_grad_norm=1.0, meta_grad_chunks=16,
+                                         naive_learning_rate=0.005, naive_discount=0.99, naive_inits=10)
+    assert dict(mixed.shaping) == dict(reward_scale=0.1, meta_max_grad_norm=1.0, meta_grad_chunks=16,
+                                       meta_optimizer="sgd", naive_optimizer="sgd", naive_learning_rate=1.0,
+                                       dynamic_naive=True)
+    assert all(run.meta_critic and run.normalize_advantages and len(run.seeds) == 5 for run in runs.values())
+    small = [dataclasses.replace(run, sizes=(4, 2, 2), meta_batch=32, updates=2, log_every=1, seeds=(0,))
+             for run in (shaping, mixed)]
+    coala.run_suite(tmp_path, small, progress=False, suite=coala.CLEANUP_PAPER_NAME)
+    records = {r["setting"]: r for r in json.loads((tmp_path / "results.json").read_text())}
+    assert records["mixed"]["shaping"]["dynamic_naive"] is True and records["shaping"]["shaping"]["naive_inits"] == 10
+    assert records["mixed"]["steps_per_update"] == 3 * 32 * 2 * 2 * 4
+    assert all(r["meta_reward"] is not None for r in records.values())
+    assert records["mixed"]["meta_vs_meta_reward"] is not None
+
+
+def test_a_run_s_extra_settings_must_be_shaping_settings_it_does_not_set_itself():
+    with pytest.raises(ValueError, match="shaping must hold \\(name, value\\) pairs of ShapingConfig settings"):
+        coala.CoalaRun("shaping", "coala", shaping=(("meta_batch", 4),))
+    with pytest.raises(ValueError, match="got 'reward_scale'"):
+        coala.CoalaRun("shaping", "coala", shaping=("reward_scale",))
+    run = coala.CoalaRun("shaping", "coala", shaping=(("reward_scale", 0.1),))
+    assert coala._record_path("out", run) != coala._record_path("out", dataclasses.replace(run, shaping=()))
