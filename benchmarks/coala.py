@@ -164,8 +164,8 @@ CLEANUP_PAPER_DESCRIPTION = ("The COALA CleanUp-lite claims at the paper's scale
                              "the pool and plain SGD at T 64, M 5, B 64 and 512 co-players per agent for 30,000 updates; "
                              "5 seeds. An accelerator's job.")
 # The paper's CleanUp-lite settings (Meulemans et al., ICLR 2025, App. B.4, Tables 5, 7 and 8), per setting. Both:
-# rewards scaled by 0.1, advantages normalised, each agent's gradient clipped at norm 1, a learned critic (gamma =
-# lambda = 1). The replay's gradient runs in 16 pieces of co-players, which only bounds its memory.
+# Hawk blocks of width 32 with an MLP 32 wide and 2-head gates (App. B.3), rewards scaled by 0.1, advantages
+# normalised, each agent's gradient clipped at norm 1, a learned critic (gamma = lambda = 1). The replay's gradient runs in 16 pieces of co-players, which only bounds its memory.
 CLEANUP_PAPER = {
     "shaping": dict(sizes=(64, 100, 32), meta_batch=512, population=1, updates=3000, log_every=100,
                     meta_epochs=4, meta_minibatches=2,  # PPO, Adam; clip 0.2
@@ -185,8 +185,8 @@ def cleanup_paper_runs(seeds=(0, 1, 2, 3, 4), meta_grad_chunks: int = 16) -> lis
     for setting, paper in CLEANUP_PAPER.items():
         paper = dict(paper)
         learning_rates, naive, optimizer = paper.pop("learning_rates"), paper.pop("naive"), paper.pop("optimizer", ())
-        shaping = (("reward_scale", 0.1), ("meta_max_grad_norm", 1.0), ("meta_grad_chunks", meta_grad_chunks),
-                   *optimizer, *naive)
+        shaping = (("hawk_mlp_width", 32), ("hawk_heads", 2), ("reward_scale", 0.1), ("meta_max_grad_norm", 1.0),
+                   ("meta_grad_chunks", meta_grad_chunks), *optimizer, *naive)
         runs += [CoalaRun(setting, rule, env=CLEANUP, policy="hawk", meta_critic=True, normalize_advantages=True,
                           meta_learning_rate=learning_rates[rule], seeds=tuple(seeds), shaping=shaping, **paper)
                  for rule in RULES]

@@ -92,6 +92,10 @@ class ShapingConfig:
     # GRU's mixed pools lock into mutual defection; with it one seed of two came back to about 0.5 per step
     # with its own kind (docs/estimators/coala.md). Off by default: an ablation, not a fix.
     gru_mlp: bool = False
+    # "hawk" only: the gated MLP's hidden width (None: 3 x hidden_size, Griffin's; the COALA paper's
+    # blocks use 32) and the recurrence and input gates' heads (block-diagonal; the paper's use 2).
+    hawk_mlp_width: int | None = None
+    hawk_heads: int = 1
     population: int = 1  # meta agents, updated together
     p_naive: float = 1.0  # the probability that a co-player is naive, else another meta agent of the pool
     # Per opponent type, over the pool's whole batch: the weights' mean subtracted, divided by their std.
@@ -181,8 +185,15 @@ class ShapingConfig:
         if self.gru_mlp and self.policy != "gru":
             raise ValueError(f"gru_mlp puts a gated MLP after the GRU, so the policy must be 'gru'; got {self.policy!r}")
         for name in ("episode_length", "episodes", "batch_size", "meta_batch", "population", "hidden_size",
-                     "meta_epochs", "meta_minibatches"):
+                     "meta_epochs", "meta_minibatches", "hawk_heads"):
             check_integer(name, getattr(self, name), 1)
+        if self.hawk_mlp_width is not None:
+            check_integer("hawk_mlp_width", self.hawk_mlp_width, 1)
+        if (self.hawk_mlp_width is not None or self.hawk_heads != 1) and self.policy != "hawk":
+            raise ValueError(f"hawk_mlp_width and hawk_heads shape the Hawk block, so the policy must be 'hawk'; "
+                             f"got {self.policy!r}")
+        if self.hidden_size % self.hawk_heads:
+            raise ValueError(f"hawk_heads ({self.hawk_heads}) must divide hidden_size ({self.hidden_size})")
         if self.meta_batch % self.meta_minibatches:
             raise ValueError(f"meta_minibatches ({self.meta_minibatches}) must divide meta_batch ({self.meta_batch}): "
                              "a minibatch is a share of the co-players")
@@ -281,7 +292,7 @@ def _sequence_core(config: ShapingConfig, inputs, state):
         output, state = hk.GRU(config.hidden_size)(inputs, state)
         return (gated_mlp(output) if config.gru_mlp else output), state
     inputs = hk.Linear(config.hidden_size, name="embed")(inputs)
-    return HawkBlock(config.hidden_size)(inputs, state)
+    return HawkBlock(config.hidden_size, config.hawk_mlp_width, config.hawk_heads)(inputs, state)
 
 
 def _initial_state(config: ShapingConfig):

@@ -59,3 +59,26 @@ def test_the_block_remembers_its_past_through_its_state_and_nothing_else():
     assert out.shape == (2, 8) and final["conv"].shape == (2, 3, 8) and final["h"].shape == (2, 8)
     assert float(jnp.abs(out - changed).max()) > 1e-4
     np.testing.assert_array_equal(np.asarray(run(xs)[0]), np.asarray(out))
+
+
+def test_the_mlp_width_and_the_gate_heads_shape_the_block():
+    """heads H: each gate is H independent dense layers on blocks of D / H features (a gate's block h
+    reads only the convolution's block h); the MLP's hidden width is its own setting."""
+    width, heads = 8, 2
+    network = hk.without_apply_rng(hk.transform(
+        lambda x, state: HawkBlock(width, mlp_width=5, heads=heads)(x, state)))
+    state = HawkBlock.initial_state(2, width)
+    params = network.init(jax.random.PRNGKey(0), jnp.zeros((2, width)), state)
+    block = params["hawk_block"]
+    assert block["recurrence_gate_w"].shape == (2, 4, 4) and block["input_gate_b"].shape == (8,)
+    assert "hawk_block/recurrence_gate" not in params and params["hawk_block/mlp_gate"]["w"].shape == (8, 5)
+    from cocoa.hawk import _gate
+
+    gate = hk.without_apply_rng(hk.transform(lambda x: _gate(x, heads, "g")))
+    gate_params = gate.init(jax.random.PRNGKey(1), jnp.zeros((1, width)))
+    x = jax.random.normal(jax.random.PRNGKey(2), (3, width))
+    w, b = gate_params["~"]["g_w"], gate_params["~"]["g_b"]
+    dense = jnp.zeros((width, width)).at[:4, :4].set(w[0]).at[4:, 4:].set(w[1])  # the block-diagonal matrix
+    np.testing.assert_allclose(gate.apply(gate_params, x), x @ dense + b, rtol=1e-5, atol=1e-6)
+    default = hk.without_apply_rng(hk.transform(lambda x, state: HawkBlock(width)(x, state)))
+    assert default.init(jax.random.PRNGKey(0), jnp.zeros((2, width)), state)["hawk_block/mlp_gate"]["w"].shape == (8, 24)

@@ -118,6 +118,9 @@ def test_the_opponent_type_is_drawn_with_p_naive():
     (dict(naive_discount=0.0), "naive_discount must be in \\(0, 1\\]; got 0.0"),
     (dict(meta_max_grad_norm=-1.0), "meta_max_grad_norm must be a finite positive number; got -1.0"),
     (dict(meta_grad_chunks=0), "meta_grad_chunks must be an integer >= 1; got 0"),
+    (dict(policy="gru", hawk_heads=2), "hawk_mlp_width and hawk_heads shape the Hawk block, so the policy must be 'hawk'"),
+    (dict(policy="hawk", hawk_heads=3), "hawk_heads \\(3\\) must divide hidden_size \\(32\\)"),
+    (dict(policy="hawk", hawk_mlp_width=0), "hawk_mlp_width must be an integer >= 1; got 0"),
     (dict(meta_batch=8, meta_minibatches=2, meta_grad_chunks=3),
      "meta_grad_chunks \\(3\\) must divide the co-players of a minibatch \\(meta_batch / meta_minibatches = 4\\)")])
 def test_bad_settings_name_themselves(options, message):

@@ -204,9 +204,9 @@ def test_the_paper_scale_cleanup_suite_has_the_paper_s_settings_and_runs_small(t
     assert (shaping.meta_epochs, shaping.meta_minibatches) == (4, 2) and (mixed.meta_epochs, mixed.meta_minibatches) == (1, 1)
     assert [runs["shaping", r].meta_learning_rate for r in coala.RULES] == [1e-3, 3e-3, 1e-3]
     assert [runs["mixed", r].meta_learning_rate for r in coala.RULES] == [0.1, 0.03, 0.03]
-    assert dict(shaping.shaping) == dict(reward_scale=0.1, meta_max_grad_norm=1.0, meta_grad_chunks=16,
+    assert dict(shaping.shaping) == dict(hawk_mlp_width=32, hawk_heads=2, reward_scale=0.1, meta_max_grad_norm=1.0, meta_grad_chunks=16,
                                          naive_learning_rate=0.005, naive_discount=0.99, naive_inits=10)
-    assert dict(mixed.shaping) == dict(reward_scale=0.1, meta_max_grad_norm=1.0, meta_grad_chunks=16,
+    assert dict(mixed.shaping) == dict(hawk_mlp_width=32, hawk_heads=2, reward_scale=0.1, meta_max_grad_norm=1.0, meta_grad_chunks=16,
                                        meta_optimizer="sgd", naive_optimizer="sgd", naive_learning_rate=1.0,
                                        dynamic_naive=True)
     assert all(run.meta_critic and run.normalize_advantages and len(run.seeds) == 5 for run in runs.values())
