@@ -723,13 +723,13 @@ def make_meta_update(config: ShapingConfig) -> tuple[Callable, optax.GradientTra
         batch, metrics = collect(carry[0], key)
 
         def epoch(carry, key):
-            if parts > 1:  # the co-players shuffled, then cut into minibatches: (parts, P, K / parts, ...)
-                order = jax.random.permutation(key, config.meta_batch)
-                minibatches = jax.tree.map(lambda x: jnp.swapaxes(
-                    x[:, order].reshape((x.shape[0], parts, -1) + x.shape[2:]), 0, 1), batch)
-            else:
-                minibatches = jax.tree.map(lambda x: x[None], batch)
-            return jax.lax.scan(step, carry, minibatches)[0], None
+            if parts == 1:
+                return step(carry, batch)[0], None
+            # The co-players shuffled, then cut into minibatches, each gathered only when its step comes (a
+            # shuffled copy of the whole batch would double the memory the paper's sizes need).
+            order = jax.random.permutation(key, config.meta_batch).reshape(parts, -1)
+            return jax.lax.scan(lambda carry, share: step(carry, jax.tree.map(lambda x: x[:, share], batch)),
+                                carry, order)[0], None
 
         carry, _ = jax.lax.scan(epoch, carry, jax.random.split(jax.random.fold_in(key, 1), config.meta_epochs))
         return carry, metrics
