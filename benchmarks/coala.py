@@ -158,14 +158,15 @@ def cleanup_runs(updates: int = 500, seeds=(0,), sizes=(64, 4, 4), meta_batch: i
 
 
 CLEANUP_PAPER_NAME = "coala-cleanup-paper"
-CLEANUP_PAPER_DESCRIPTION = ("The COALA CleanUp-lite claims at the paper's scale (its App. B.4): Hawk meta agents with a "
-                             "learned critic; shaping with PPO at T 64, M 100, B 32 and 512 co-players per update (10^8 "
-                             "steps) for 3,000 updates, mixed pools of 3 at p_naive 0.75 with naive learners copied from "
-                             "the pool and plain SGD at T 64, M 5, B 64 and 512 co-players per agent for 30,000 updates; "
-                             "5 seeds. An accelerator's job.")
+CLEANUP_PAPER_DESCRIPTION = (
+    "The COALA CleanUp-lite claims at the paper's scale (its App. B.4): Hawk meta agents with a learned critic; "
+    "shaping with PPO at T 64, M 100, B 32 and 512 co-players per update (10^8 steps) for 3,000 updates, mixed "
+    "pools of 3 at p_naive 0.75 with naive learners copied from the pool and plain SGD at T 64, M 5, B 64 and "
+    "512 co-players per agent for 30,000 updates; 5 seeds. An accelerator's job.")
 # The paper's CleanUp-lite settings (Meulemans et al., ICLR 2025, App. B.4, Tables 5, 7 and 8), per setting. Both:
 # Hawk blocks of width 32 with an MLP 32 wide and 2-head gates (App. B.3), rewards scaled by 0.1, advantages
-# normalised, each agent's gradient clipped at norm 1, a learned critic (gamma = lambda = 1). The replay's gradient runs in 16 pieces of co-players, which only bounds its memory.
+# normalised, each agent's gradient clipped at norm 1, a learned critic (gamma = lambda = 1). The replay's
+# gradient runs in 16 pieces of co-players, which only bounds its memory.
 CLEANUP_PAPER = {
     "shaping": dict(sizes=(64, 100, 32), meta_batch=512, population=1, updates=3000, log_every=100,
                     meta_epochs=4, meta_minibatches=2,  # PPO, Adam; clip 0.2
@@ -386,9 +387,9 @@ def claims(records: list[dict], suite: str | None = None) -> list[dict]:
     cleanup = ("CPU scale: GRU meta agents (width 32) with a learned critic against A2C network naive learners, "
                "T 64 M 4 B 4, meta-batch 4, the last 50 updates; the paper's runs are accelerator-scale, about 10^8 "
                "environment steps per update")
-    cleanup_paper = ("the paper's scale (App. B.4): Hawk meta agents (width 32) with a learned critic against A2C network "
-                     "naive learners; shaping T 64 M 100 B 32, mixed pools T 64 M 5 B 64, 512 co-players per agent and "
-                     "update; the last 100 (shaping) and 1,000 (mixed) updates")
+    cleanup_paper = ("the paper's scale (App. B.4): Hawk meta agents (width 32) with a learned critic against A2C "
+                     "network naive learners; shaping T 64 M 100 B 32, mixed pools T 64 M 5 B 64, 512 co-players per "
+                     "agent and update; the last 100 (shaping) and 1,000 (mixed) updates")
     table = [  # (the suite that runs the claim, its row)
         (NAME, row(
             "COALA extorts naive learners (meta above 1, naive below 1) where M-FOS and batch-unaware get far less",

@@ -16,9 +16,9 @@ For an input x_t of width D the RG-LRU keeps h_t (D,):
 with Lambda initialised so that a^c is uniform in [0.9, 0.999]. The recurrent branch is
 Linear -> causal depthwise Conv1D (width 4) -> RG-LRU, multiplied by the gate branch GeLU(Linear),
 then projected back; the block adds it to its input (after RMSNorm), then adds a gated MLP
-(expansion 3 by default) of the sum. With ``heads`` H > 1 the two gates' weights are block-diagonal,
-H blocks of D / H (Griffin's multi-head gates). The state carried from step to step is the convolution's last three
-inputs and h.
+(expansion 3 by default) of the sum. With ``heads`` H > 1 the two gates' weights are
+block-diagonal, H blocks of D / H (Griffin's multi-head gates). The state carried from step to step
+is the convolution's last three inputs and h.
 """
 
 from __future__ import annotations

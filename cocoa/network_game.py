@@ -10,8 +10,9 @@ Every player runs one recurrent network ``network(params, state, observations (B
 meta-trajectory and its recurrent state persists across the inner episodes. The co-player is
 
 * a naive learner (``is_naive``): its params from ``naive_start(key, opponent params)`` (fresh ones
-  drawn with its own key, or a copy of a meta agent's), its state reset at every inner episode's start, and after every inner episode one A2C step (an optax
-  step, its optimiser state kept across the meta-trajectory) on its own B episodes: Monte-Carlo
+  drawn with its own key, or a copy of a meta agent's), its state reset at every inner episode's
+  start, and after every inner episode one A2C step (an optax step, its optimiser state kept across
+  the meta-trajectory) on its own B episodes: Monte-Carlo
   returns within the episode, less its value (or the batch-mean return), the advantages
   normalised, plus a squared-error value loss; everything of it is discarded at the end; or
 * another meta agent (``opponent_params``, fixed, its state persisting like the meta agent's).
@@ -64,9 +65,8 @@ def a2c_loss(network, initial_state, params, observations, actions, rewards, *, 
              baseline: str, discount: float = 1.0):
     """The naive learner's loss on its B episodes of one inner episode: observations (B, T, D),
     actions (B, T), rewards (B, T). Monte-Carlo returns within the episode (scaled, discounted by
-    ``discount``), less the value
-    (``baseline="value"``) or the mean return at each step over the B episodes; the advantages
-    normalised over the batch; the value regressed on the returns."""
+    ``discount``), less the value (``baseline="value"``) or the mean return at each step over the B
+    episodes; the advantages normalised over the batch; the value regressed on the returns."""
     log_probs, values = unroll(network, initial_state, params, observations, actions)
     returns = discounted_returns(rewards, discount) * reward_scale
     base = values if baseline == "value" else jnp.mean(returns, axis=0, keepdims=True)

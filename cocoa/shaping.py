@@ -214,7 +214,8 @@ class ShapingConfig:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; known optimizers: {', '.join(OPTIMIZERS)}")
         if not isinstance(self.dynamic_naive, bool):
             raise ValueError(f"dynamic_naive must be True or False; got {self.dynamic_naive!r}")
-        for name, changed in (("naive_optimizer", self.naive_optimizer != "adam"), ("dynamic_naive", self.dynamic_naive)):
+        for name, changed in (("naive_optimizer", self.naive_optimizer != "adam"),
+                              ("dynamic_naive", self.dynamic_naive)):
             if changed and self.naive_policy != "network":
                 raise ValueError(f"{name} is for network naive learners; naive_policy is {self.naive_policy!r}")
         if self.dynamic_naive and self.naive_inits:
@@ -692,9 +693,9 @@ def make_meta_update(config: ShapingConfig) -> tuple[Callable, optax.GradientTra
     ``meta_epochs`` passes over it in ``meta_minibatches`` minibatches of co-players, each a step of
     ``meta_optimizer`` (Adam by default; after ``clip_per_agent`` with ``meta_max_grad_norm``) on the
     clipped surrogate (PPO; one pass in one minibatch: one step along ``make_meta_gradient``'s
-    estimate), its gradient summed over ``meta_grad_chunks`` pieces of the minibatch. Metrics: the rewards per step of ``METRICS`` (NaN
-    where no game of that kind was played) and the cooperation per inner episode, (M,), of
-    ``COOPERATION``."""
+    estimate), its gradient summed over ``meta_grad_chunks`` pieces of the minibatch. Metrics: the
+    rewards per step of ``METRICS`` (NaN where no game of that kind was played) and the cooperation
+    per inner episode, (M,), of ``COOPERATION``."""
     collect, loss = _meta_batch(config)
     optimizer = OPTIMIZERS[config.meta_optimizer](config.meta_learning_rate)
     if config.meta_max_grad_norm is not None:
