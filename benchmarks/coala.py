@@ -466,7 +466,7 @@ def _figures(records: list[dict], out: Path) -> list[str]:
         return f"{r['policy']} {r['rule']}" if several else r["rule"]
 
     seeds = sorted({len(r["seeds"]) for r in sampled})
-    seeds = "/".join(map(str, seeds)) + " seeds, mean"
+    seeds = "/".join(map(str, seeds)) + (" seed" if seeds == [1] else " seeds") + ", mean"
     env = _env(records)
     _, short, cooperation = ENV_LABELS[env]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -477,7 +477,7 @@ def _figures(records: list[dict], out: Path) -> list[str]:
         elif r["p_naive"] > 0:
             axes[1].plot(r["update"], r["meta_vs_meta_reward_curve"], label=f"{name(r)} meta vs meta")
     for ax, title in zip(axes, ("Shaping naive learners", "Mixed pool, p_naive 0.75")):
-        ax.set(xlabel="meta update", ylabel="reward per step", title=f"{short}, {policies} meta agents: {title} ({seeds})")
+        ax.set(xlabel="meta update", ylabel="reward per step", title=f"{short}, {policies} meta agents\n{title} ({seeds})")
         if env == IPD:  # mutual cooperation's reward
             ax.axhline(1.0, color="grey", lw=0.5)
         if ax.get_legend_handles_labels()[0]:  # a suite without mixed (or shaping) runs leaves a panel empty
