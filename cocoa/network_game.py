@@ -54,6 +54,8 @@ def unroll(network, initial_state, params, observations, actions):
 
 def discounted_returns(rewards, discount: float = 1.0):
     """Monte-Carlo returns within an episode: rewards (..., T) -> sum_{k >= t} discount^(k - t) r_k."""
+    if not 0 < discount <= 1:
+        raise ValueError(f"discount must be in (0, 1]; got {discount!r}")
     if discount == 1.0:
         return jnp.cumsum(rewards[..., ::-1], axis=-1)[..., ::-1]
     steps = jnp.arange(rewards.shape[-1])

@@ -678,6 +678,8 @@ def make_meta_gradient(config: ShapingConfig) -> Callable:
 def clip_per_agent(max_norm: float) -> optax.GradientTransformation:
     """Each meta agent's gradient (the slice at its index of every leaf's leading pool axis) rescaled to
     global norm ``max_norm`` at most, as ``optax.clip_by_global_norm`` does for one agent."""
+    check_positive_number("max_norm", max_norm)
+
     def update(updates, state, params=None):
         del params
         squares = sum(jnp.sum(jnp.reshape(x, (x.shape[0], -1)) ** 2, axis=1) for x in jax.tree.leaves(updates))

@@ -62,6 +62,8 @@ def test_the_a2c_loss_gradient_is_the_normalised_advantage_policy_gradient_plus_
         expected_value = network_game.VALUE_LOSS_WEIGHT * np.mean(np.sum(0.7 - returns, axis=1))
         np.testing.assert_allclose(gradient["logits"], expected_logits, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(gradient["value"], expected_value, rtol=1e-5)
+    with pytest.raises(ValueError, match="discount must be in \\(0, 1\\]; got 1.5"):
+        network_game.discounted_returns(jnp.zeros((2, 3)), 1.5)
 
 
 class _ActionRewardEnv:

@@ -414,6 +414,8 @@ def test_each_meta_agent_s_gradient_is_clipped_to_the_max_norm_on_its_own():
     clipped, _ = clip_per_agent(1.0).update(gradient, optax.EmptyState())
     np.testing.assert_allclose(clipped["a"][:, 0], [0.6, 0.3, 0.0], rtol=1e-6)  # agent 0: norm 5 -> 1
     np.testing.assert_allclose(clipped["b"][:, 0, 0], [0.8, 0.4, 0.0], rtol=1e-6)  # agent 1 (norm 0.5) untouched
+    with pytest.raises(ValueError, match="max_norm must be a finite positive number; got 0.0"):
+        clip_per_agent(0.0)
     # In the update: an SGD step of learning rate 1 moves each agent by at most the max norm.
     config = ShapingConfig(episode_length=3, episodes=4, batch_size=4, meta_batch=4, population=2, p_naive=0.5,
                            meta_optimizer="sgd", meta_learning_rate=1.0, meta_max_grad_norm=1e-3)
