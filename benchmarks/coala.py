@@ -75,6 +75,19 @@ class CoalaRun:
             if not (isinstance(pair, tuple) and len(pair) == 2 and pair[0] in known):
                 raise ValueError(f"shaping must hold (name, value) pairs of ShapingConfig settings that CoalaRun does "
                                  f"not set itself ({', '.join(sorted(known))}); got {pair!r}")
+        if not self.policy.startswith("analytic"):
+            self.shaping_config()  # a bad setting fails here, when the suite is defined, not when its run starts
+
+    def shaping_config(self) -> ShapingConfig:
+        """The sampled run's runner settings."""
+        episode_length, episodes, batch = self.sizes
+        return ShapingConfig(env=self.env, episode_length=episode_length, episodes=episodes, batch_size=batch,
+                             rule=self.rule, population=self.population, p_naive=self.p_naive,
+                             meta_batch=self.meta_batch, normalize_advantages=self.normalize_advantages,
+                             policy=self.policy, meta_learning_rate=self.meta_learning_rate,
+                             meta_critic=self.meta_critic, meta_baseline=self.meta_baseline,
+                             meta_epochs=self.meta_epochs, meta_minibatches=self.meta_minibatches,
+                             gru_mlp=self.gru_mlp, **dict(self.shaping))
 
     @property
     def name(self) -> str:
@@ -255,12 +268,7 @@ def run_one(run: CoalaRun, progress: bool = True) -> dict:
                       steps_per_update=None)
         return _clean(record)
     episode_length, episodes, batch = run.sizes
-    config = ShapingConfig(env=run.env, episode_length=episode_length, episodes=episodes, batch_size=batch, rule=run.rule,
-                           population=run.population, p_naive=run.p_naive, meta_batch=run.meta_batch,
-                           normalize_advantages=run.normalize_advantages, policy=run.policy,
-                           meta_learning_rate=run.meta_learning_rate, meta_critic=run.meta_critic,
-                           meta_baseline=run.meta_baseline, meta_epochs=run.meta_epochs,
-                           meta_minibatches=run.meta_minibatches, gru_mlp=run.gru_mlp, **dict(run.shaping))
+    config = run.shaping_config()
     out = train_shaping(config, seeds=run.seeds, updates=run.updates, log_every=run.log_every, progress=progress)
     with warnings.catch_warnings():  # the means of a kind of game never played are NaN: null in the record
         warnings.simplefilter("ignore", RuntimeWarning)

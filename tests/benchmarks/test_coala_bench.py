@@ -225,5 +225,7 @@ def test_a_run_s_extra_settings_must_be_shaping_settings_it_does_not_set_itself(
         coala.CoalaRun("shaping", "coala", shaping=(("meta_batch", 4),))
     with pytest.raises(ValueError, match="got 'reward_scale'"):
         coala.CoalaRun("shaping", "coala", shaping=("reward_scale",))
+    with pytest.raises(ValueError, match="meta_grad_chunks \\(3\\) must divide the co-players of a minibatch"):
+        coala.cleanup_paper_runs(meta_grad_chunks=3)  # refused when the suite is defined, before any run
     run = coala.CoalaRun("shaping", "coala", shaping=(("reward_scale", 0.1),))
     assert coala._record_path("out", run) != coala._record_path("out", dataclasses.replace(run, shaping=()))
